@@ -59,7 +59,6 @@ def unpack(data: bytes, *, max_len: int = 16 * 1024 * 1024) -> Any:
             raw=False,
             use_list=True,
             strict_map_key=True,
-            max_buffer_size=max_len,
         )
     except Exception as exc:  # msgpack raises several unrelated types
         raise EncodingError(f"not valid msgpack: {exc}") from exc

@@ -1,0 +1,271 @@
+"""The ledger service: validates proposals, builds blocks, commits them, admits transactions.
+
+It owns the store and the mempool and is the only writer of either. Heavy work leaves the
+event loop: signature batches and block commits run in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from node import crypto
+from node.ledger import errors as E
+from node.ledger.apps import acct_key, check_block_txs
+from node.ledger.block import Block, BlockHeader, build_block, decode_block, tx_root_of
+from node.ledger.errors import BlockInvalid
+from node.ledger.genesis import Genesis
+from node.ledger.tx import Transaction, decode_tx
+from node.mempool import Mempool
+from node.store import Committed, Store, StoreError
+
+log = logging.getLogger("chain.ledger")
+
+VERIFY_CHUNK = 256  # signatures per worker-thread call: amortises the thread hop
+
+
+def verify_all(txs: Sequence[Transaction]) -> list[bool]:
+    return [tx.signature_ok() for tx in txs]
+
+
+async def verify_batch(txs: Sequence[Transaction]) -> list[bool]:
+    """Verify signatures off the event loop, in chunks spread over worker threads."""
+    if len(txs) <= 4:
+        return verify_all(txs)
+    results: list[list[bool]] = [[] for _ in range(0, len(txs), VERIFY_CHUNK)]
+
+    async def run(i: int) -> None:
+        chunk = txs[i * VERIFY_CHUNK : (i + 1) * VERIFY_CHUNK]
+        results[i] = await trio.to_thread.run_sync(verify_all, chunk)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(results)):
+            nursery.start_soon(run, i)
+    return [ok for chunk in results for ok in chunk]
+
+
+@dataclass
+class SubmitOutcome:
+    tx_id: bytes | None
+    error: E.TxInvalid | None
+
+
+class Chain:
+    def __init__(
+        self,
+        genesis: Genesis,
+        store: Store,
+        mempool: Mempool,
+        *,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.genesis = genesis
+        self.params = genesis.consensus
+        self.store = store
+        self.mempool = mempool
+        self.clock_ms = clock_ms
+        self._decoded: OrderedDict[bytes, Block] = OrderedDict()  # by block hash, bounded
+        self._waiters: dict[bytes, trio.Event] = {}
+        self.on_commit: list[Callable[[Committed], None]] = []
+        self.halted: str | None = None
+        self.counters = {"blocks_committed": 0, "txs_committed": 0, "invalid_proposals": 0}
+
+    # --- accounts --------------------------------------------------------------------------
+
+    def account(self, public_key: bytes) -> dict[str, Any] | None:
+        obj = self.store.get_state_obj(acct_key(public_key))
+        return obj if isinstance(obj, dict) else None
+
+    # --- admission ---------------------------------------------------------------------------
+
+    def decode(self, raw: bytes) -> Transaction:
+        return decode_tx(raw, max_tx_bytes=self.params.max_tx_bytes)
+
+    async def submit_raw(self, raws: Sequence[bytes]) -> list[SubmitOutcome]:
+        """Decode, verify (batched, off-loop) and admit transactions; one outcome each."""
+        outcomes: list[SubmitOutcome] = [SubmitOutcome(None, None) for _ in raws]
+        decoded: list[tuple[int, Transaction]] = []
+        for i, raw in enumerate(raws):
+            known = self.mempool.by_raw(raw)
+            if known is not None:
+                outcomes[i] = SubmitOutcome(
+                    known.tx_id, E.TxInvalid(E.DUPLICATE, "transaction is already pending")
+                )
+                continue
+            try:
+                decoded.append((i, self.decode(raw)))
+            except E.TxInvalid as exc:
+                outcomes[i] = SubmitOutcome(None, exc)
+        # Cheap state checks first, so that a flood of stale txs costs no signature checks.
+        to_verify: list[tuple[int, Transaction]] = []
+        for i, tx in decoded:
+            try:
+                self.mempool.check(tx)
+                if self.store.get_tx_location(tx.tx_id) is not None:
+                    raise E.TxInvalid(E.DUPLICATE, "transaction is already committed")
+                to_verify.append((i, tx))
+            except E.TxInvalid as exc:
+                outcomes[i] = SubmitOutcome(tx.tx_id, exc)
+        verdicts = await verify_batch([tx for _, tx in to_verify])
+        for (i, tx), ok in zip(to_verify, verdicts, strict=True):
+            if not ok:
+                outcomes[i] = SubmitOutcome(
+                    tx.tx_id,
+                    E.TxInvalid(E.BAD_SIGNATURE, "signature does not verify for the sender's key"),
+                )
+                continue
+            try:
+                self.mempool.add(tx)
+                outcomes[i] = SubmitOutcome(tx.tx_id, None)
+            except E.TxInvalid as exc:
+                outcomes[i] = SubmitOutcome(tx.tx_id, exc)
+        return outcomes
+
+    # --- blocks ------------------------------------------------------------------------------
+
+    def build_proposal(self, view: int, proposer: int) -> Block:
+        head = self.store.head
+        txs = self.mempool.reap(self.params.max_block_txs, self.params.max_block_bytes - 4096)
+        header = BlockHeader(
+            version=1,
+            chain_id=self.genesis.chain_id,
+            height=head.height + 1,
+            prev_hash=head.block_hash,
+            view=view,
+            proposer=proposer,
+            timestamp_ms=max(self.clock_ms(), head.timestamp_ms + 1),
+            tx_root=tx_root_of(txs),
+            tx_count=len(txs),
+            state_root=head.state_root,
+            results_root=head.results_root,
+        )
+        block = build_block(header, txs)
+        self._remember(block)
+        return block
+
+    def _remember(self, block: Block) -> None:
+        self._decoded[block.payload] = block
+        while len(self._decoded) > 8:
+            self._decoded.popitem(last=False)
+
+    def decode_payload(self, payload: bytes) -> Block:
+        block = self._decoded.get(payload)
+        if block is None:
+            block = decode_block(
+                payload,
+                max_block_bytes=self.params.max_block_bytes,
+                max_tx_bytes=self.params.max_tx_bytes,
+                tx_cache=self.mempool.by_raw,
+            )
+            self._remember(block)
+        return block
+
+    def digest(self, payload: bytes) -> bytes:
+        try:
+            return self.decode_payload(payload).hash
+        except BlockInvalid:
+            # An undecodable payload gets a digest no valid block can have; validate refuses it.
+            return crypto.sha256(b"chain-invalid-payload\x00" + payload)
+
+    def signature_ok(self, tx: Transaction) -> bool:
+        # A tx that is in the mempool was verified on entry; verify the others now.
+        return tx.tx_id in self.mempool or tx.signature_ok()
+
+    def validate(self, height: int, payload: bytes, *, view: int, leader: int) -> bool:
+        """A backup's verdict on a fresh proposal (runs on the event loop)."""
+        try:
+            block = self.decode_payload(payload)
+            self._check_header(block.header, height, view, leader)
+            with self.store.env.begin() as txn:
+                state_db = self.store.db["state"]
+                reader = _Reader(txn, state_db)
+                check_block_txs(
+                    block,
+                    reader,
+                    chain_id=self.genesis.chain_id,
+                    signature_ok=self.signature_ok,
+                    tx_known=lambda tx_id: txn.get(tx_id, db=self.store.db["txindex"]) is not None,
+                )
+        except BlockInvalid as exc:
+            self.counters["invalid_proposals"] += 1
+            log.warning("refusing proposal at height %d: %s", height, exc)
+            return False
+        return True
+
+    def _check_header(self, header: BlockHeader, height: int, view: int, leader: int) -> None:
+        head = self.store.head
+        if header.chain_id != self.genesis.chain_id:
+            raise BlockInvalid(f"chain_id {header.chain_id!r}")
+        if header.height != height or height != head.height + 1:
+            raise BlockInvalid(f"height {header.height}, expected {head.height + 1}")
+        if header.prev_hash != head.block_hash:
+            raise BlockInvalid("prev_hash is not our head")
+        if header.state_root != head.state_root or header.results_root != head.results_root:
+            raise BlockInvalid("state or results root differs from ours")
+        if header.view != view or header.proposer != leader:
+            raise BlockInvalid(
+                f"view/proposer {header.view}/{header.proposer}, expected {view}/{leader}"
+            )
+        if header.timestamp_ms <= head.timestamp_ms:
+            raise BlockInvalid("timestamp does not move forward")
+        drift = abs(header.timestamp_ms - self.clock_ms())
+        if drift > self.params.max_clock_drift_ms:
+            raise BlockInvalid(f"timestamp is {drift} ms away from our clock")
+        if header.tx_count > self.params.max_block_txs:
+            raise BlockInvalid(f"{header.tx_count} txs, limit {self.params.max_block_txs}")
+
+    async def commit(self, payload: bytes, certificate: bytes) -> Committed:
+        """Execute and store a certified block (atomically, off the event loop)."""
+        block = self.decode_payload(payload)
+        try:
+            committed = await trio.to_thread.run_sync(self._commit_sync, block, certificate)
+        except StoreError as exc:
+            self.halted = str(exc)
+            raise
+        self.mempool.remove_committed(block.txs)
+        if block.txs:
+            self.mempool.recheck()
+        self.counters["blocks_committed"] += 1
+        self.counters["txs_committed"] += len(block.txs)
+        for tx in block.txs:
+            event = self._waiters.pop(tx.tx_id, None)
+            if event is not None:
+                event.set()
+        for callback in self.on_commit:
+            callback(committed)
+        return committed
+
+    def _commit_sync(self, block: Block, certificate: bytes) -> Committed:
+        return self.store.commit_block(
+            block, certificate, chain_id=self.genesis.chain_id, signature_ok=self.signature_ok
+        )
+
+    async def wait_committed(self, tx_id: bytes, timeout_s: float) -> bool:
+        if self.store.get_tx_location(tx_id) is not None:
+            return True
+        event = self._waiters.get(tx_id)
+        if event is None:
+            if len(self._waiters) >= 100_000:
+                raise E.TxInvalid(E.MEMPOOL_FULL, "too many waiters; retry later")
+            event = self._waiters[tx_id] = trio.Event()
+        with trio.move_on_after(timeout_s):
+            await event.wait()
+        if not event.is_set() and self._waiters.get(tx_id) is event and tx_id not in self.mempool:
+            self._waiters.pop(tx_id, None)
+        return self.store.get_tx_location(tx_id) is not None
+
+
+class _Reader:
+    def __init__(self, txn: Any, db: Any) -> None:
+        self._txn = txn
+        self._db = db
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._txn.get(key, db=self._db)
+        return None if value is None else bytes(value)

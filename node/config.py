@@ -1,0 +1,170 @@
+"""Node configuration (config.toml in the node home) with errors that name file and field."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from node.ledger.genesis import ConfigError
+
+CONFIG_FILE = "config.toml"
+MAX_SOCKET_PATH_BYTES = 100
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    name: str = "node"
+    key_file: str = "node_key"
+    cert_file: str = "node_cert.pem"
+    genesis_file: str = "genesis.toml"
+    data_dir: str = "data"
+    log_level: str = "info"
+    tick_ms: int = 0  # 0 = take the genesis value
+
+
+@dataclass(frozen=True)
+class P2PSection:
+    listen: str = "127.0.0.1:26650"
+    # Non-validator peers: "hex public key@host:port" (validators come from genesis).
+    peers: tuple[str, ...] = ()
+    # Public keys (hex) of non-validator full nodes allowed to connect, with their cert files.
+    allow: tuple[str, ...] = ()
+    max_frame_bytes: int = 16 * 1024 * 1024
+    send_queue_frames: int = 1024
+    handshake_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class RpcSection:
+    socket: str = "control.sock"
+    max_connections: int = 64
+    max_line_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MempoolSection:
+    max_txs: int = 100_000
+    max_bytes: int = 128 * 1024 * 1024
+    nonce_window: int = 10_000
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    map_size_mb: int = 16 * 1024
+    sync: bool = True
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    home: Path
+    node: NodeSection = field(default_factory=NodeSection)
+    p2p: P2PSection = field(default_factory=P2PSection)
+    rpc: RpcSection = field(default_factory=RpcSection)
+    mempool: MempoolSection = field(default_factory=MempoolSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def socket_path(self) -> Path:
+        return self.path(self.rpc.socket)
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        return split_address(self.p2p.listen, f"{self.home / CONFIG_FILE}: [p2p] listen")
+
+
+def split_address(address: str, where: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: {address!r} must be host:port")
+    return host, int(port)
+
+
+SECTIONS = {
+    "node": NodeSection,
+    "p2p": P2PSection,
+    "rpc": RpcSection,
+    "mempool": MempoolSection,
+    "storage": StorageSection,
+}
+
+
+def _section(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table")
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        f = known.get(name)
+        if f is None:
+            raise ConfigError(f"{where}: unknown field `{name}`; known: {', '.join(known)}")
+        default = getattr(cls(), name)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif isinstance(default, tuple):
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            value = tuple(value) if ok else value
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            kind = type(default).__name__.replace("tuple", "list of strings")
+            raise ConfigError(f"{where}: `{name}` must be {kind}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def load_config(home: Path) -> NodeConfig:
+    home = Path(home)
+    path = home / CONFIG_FILE
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path}: not found; create a node home with `chain init --home {home}`"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(doc) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}")
+    sections = {
+        name: _section(cls, doc.get(name, {}), f"{path}: [{name}]")
+        for name, cls in SECTIONS.items()
+    }
+    config = NodeConfig(home=home, **sections)
+    if config.node.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{path}: [node] log_level must be debug, info, warning or error")
+    config.listen_host_port  # noqa: B018 - validates the address
+    sock = str(config.socket_path.absolute())
+    if len(sock.encode()) >= MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(
+            f"{path}: [rpc] socket path {sock} is {len(sock.encode())} bytes; the limit is "
+            f"{MAX_SOCKET_PATH_BYTES - 1}: use a shorter --home or an absolute short path"
+        )
+    return config
+
+
+def render_config(config: NodeConfig) -> str:
+    out = ["# Node configuration. Paths are relative to this file's directory.", ""]
+    for name in SECTIONS:
+        out.append(f"[{name}]")
+        for f in fields(SECTIONS[name]):
+            value = getattr(getattr(config, name), f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int):
+                text = str(value)
+            elif isinstance(value, tuple):
+                text = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            else:
+                text = f'"{value}"'
+            out.append(f"{f.name} = {text}")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,236 @@
+"""The consensus driver: feeds the sans-I/O Replica and carries out its actions in order.
+
+Every call into the Replica happens under one lock, so inputs are serialised as the state
+machine expects. Persist actions are made durable (synced LMDB write) before any later
+action of the same list is carried out: a vote never leaves before the state that guards it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from consensus import (
+    Broadcast,
+    CommitCertificate,
+    Deliver,
+    FetchBlocks,
+    Message,
+    MessageError,
+    Misbehaviour,
+    Persist,
+    Replica,
+    ReplicaConfig,
+    Send,
+    decode_message,
+    encode_message,
+)
+from node import crypto
+from node.chain import Chain
+from node.store import Divergence, StoreError
+
+log = logging.getLogger("chain.consensus")
+
+SendFn = Callable[[int, bytes], None]  # (validator index, encoded message)
+BroadcastFn = Callable[[bytes], None]
+FetchFn = Callable[[int, tuple[int, ...]], None]
+
+
+class _App:
+    def __init__(self, driver: ConsensusDriver) -> None:
+        self._driver = driver
+
+    def validate(self, height: int, payload: bytes) -> bool:
+        replica = self._driver.replica
+        return self._driver.chain.validate(
+            height, payload, view=replica.view, leader=replica.leader
+        )
+
+    def digest(self, payload: bytes) -> bytes:
+        return self._driver.chain.digest(payload)
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        chain: Chain,
+        *,
+        key: crypto.SigningKey,
+        send: SendFn,
+        broadcast: BroadcastFn,
+        fetch: FetchFn,
+    ) -> None:
+        genesis = chain.genesis
+        params = genesis.consensus
+        self.chain = chain
+        self.tick_ms = params.tick_ms
+        validators = genesis.validator_keys
+        my_index = validators.index(key.public_key) if key.public_key in validators else None
+        self.config = ReplicaConfig(
+            chain_id=genesis.chain_id,
+            validators=validators,
+            my_index=my_index,
+            checkpoint_interval=params.checkpoint_interval,
+            watermark_window=params.checkpoint_interval * 2,
+            view_timeout_ticks=max(2, params.view_timeout_ms // params.tick_ms),
+            max_view_timeout_ticks=max(4, params.max_view_timeout_ms // params.tick_ms),
+            censorship_timeout_ticks=max(2, params.censorship_timeout_ms // params.tick_ms),
+        )
+        persisted_raw = chain.store.load_consensus()
+        persisted = None
+        if persisted_raw is not None:
+            from consensus import PersistedState
+
+            persisted = PersistedState.from_bytes(persisted_raw)
+        head = chain.store.head
+        self.replica = Replica(
+            self.config,
+            _App(self),
+            key.sign,
+            crypto.verify,
+            committed_height=head.height,
+            committed_state_root=head.state_root,
+            persisted=persisted,
+        )
+        self._send = send
+        self._broadcast = broadcast
+        self._fetch = fetch
+        self._lock = trio.Lock()
+        self.misbehaviour: Counter[str] = Counter()
+        self.last_commit_ms = chain.clock_ms()
+        self.last_block_txs = 0
+        self.round_ms = 0
+        self._propose_started_ms = 0
+        self.wakeup = trio.Event()
+
+    @property
+    def is_validator(self) -> bool:
+        return self.config.my_index is not None
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        async with self._lock:
+            await self._carry_out(self.replica.tick())
+            await self._maybe_propose()
+
+    async def receive(self, raw: bytes) -> None:
+        try:
+            msg: Message = decode_message(raw)
+        except MessageError as exc:
+            self.misbehaviour["malformed_message"] += 1
+            log.debug("dropping malformed consensus message: %s", exc)
+            return
+        async with self._lock:
+            await self._carry_out(self.replica.receive(msg))
+            await self._maybe_propose()
+
+    async def poke(self) -> None:
+        """New transactions arrived: propose now if we lead and nothing is in flight."""
+        async with self._lock:
+            await self._maybe_propose()
+
+    async def executed_by_sync(self, height: int, state_root: bytes) -> None:
+        async with self._lock:
+            await self._carry_out(self.replica.executed(height, state_root))
+            await self._maybe_propose()
+
+    async def suspect_censorship(self) -> None:
+        async with self._lock:
+            await self._carry_out(self.replica.suspect_censorship())
+
+    # --- proposing ---------------------------------------------------------------------------
+
+    def _should_propose(self) -> bool:
+        if not self.replica.can_propose or self.chain.halted:
+            return False
+        if self.last_block_txs > 0:  # certify the state root of a non-empty block at once
+            return True
+        if self.chain.mempool.has_ready():
+            return True
+        interval = self.chain.params.max_block_interval_ms
+        return self.chain.clock_ms() - self.last_commit_ms >= interval
+
+    async def _maybe_propose(self) -> None:
+        if not self._should_propose():
+            return
+        block = self.chain.build_proposal(self.replica.view, self.replica.leader)
+        self._propose_started_ms = self.chain.clock_ms()
+        await self._carry_out(self.replica.propose(block.payload))
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    async def _carry_out(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Persist):
+                await trio.to_thread.run_sync(
+                    self.chain.store.save_consensus, action.state.to_bytes()
+                )
+            elif isinstance(action, Send):
+                self._send(action.to, encode_message(action.msg))
+            elif isinstance(action, Broadcast):
+                self._broadcast(encode_message(action.msg))
+            elif isinstance(action, Deliver):
+                await self._deliver(action.height, action.payload, action.certificate)
+            elif isinstance(action, FetchBlocks):
+                self._fetch(action.from_height, tuple(action.peers))
+            elif isinstance(action, Misbehaviour):
+                self.misbehaviour[action.kind] += 1
+                log.warning(
+                    "validator %d misbehaved (%s): %s", action.validator, action.kind, action.detail
+                )
+            else:
+                raise TypeError(f"unknown consensus action {action!r}")
+
+    async def _deliver(self, height: int, payload: bytes, certificate: CommitCertificate) -> None:
+        head = self.chain.store.head
+        if height <= head.height:
+            return  # already stored (re-delivery after restart, or block sync got there first)
+        try:
+            committed = await self.chain.commit(payload, certificate.to_bytes())
+        except (StoreError, Divergence) as exc:
+            log.critical("halting: %s", exc)
+            raise
+        now = self.chain.clock_ms()
+        if self._propose_started_ms:
+            self.round_ms = now - self._propose_started_ms
+        else:
+            self.round_ms = now - self.last_commit_ms
+        self._propose_started_ms = 0
+        self.last_commit_ms = now
+        self.last_block_txs = len(committed.block.txs)
+        await self._carry_out(self.replica.executed(height, committed.head.state_root))
+
+    def status(self) -> dict[str, Any]:
+        st = dict(self.replica.status())
+        st.update(
+            {
+                "validator_index": self.config.my_index,
+                "last_commit_age_ms": self.chain.clock_ms() - self.last_commit_ms,
+                "round_ms": self.round_ms,
+                "misbehaviour": dict(self.misbehaviour),
+            }
+        )
+        return st
+
+    async def run_ticker(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick at a fixed interval (deadline-based, so slow ticks do not drift the clock)."""
+        task_status.started()
+        deadline = trio.current_time()
+        while True:
+            deadline += self.tick_ms / 1000
+            await trio.sleep_until(deadline)
+            deadline = max(deadline, trio.current_time() - self.tick_ms / 1000)
+            await self.tick()
+
+    async def run_proposer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Propose as soon as transactions arrive, not only at the next tick."""
+        task_status.started()
+        while True:
+            await self.wakeup.wait()
+            self.wakeup = trio.Event()
+            await self.poke()

@@ -1,0 +1,424 @@
+"""Deterministic execution of blocks: the built-in transaction types and their rules.
+
+Execution never raises for a rule refusal: a transaction that its rules refuse (no
+permission, unknown item, not the custodian) gets a failure result and a reason, and its
+nonce is consumed. Structural validity (signature, chain, nonce order, known sender) is
+checked before execution by `check_block_txs`; a block that fails it is invalid.
+
+State keys (values are canonical msgpack maps):
+  acct/<pubkey>            {"name", "roles", "nonce", "since"}
+  item/<item id>           {"custodian", "registrant", "meta", "parents", "height", "tx", "steps"}
+  rec/<ns>\\0<key>          {"owner", "value", "version", "height", "tx"}
+  notary/<digest>          {"submitter", "height", "tx", "timestamp_ms", "meta"}
+Index entries (not state; written with the block): item history and record history.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from node.ledger import encoding
+from node.ledger.block import Block
+from node.ledger.errors import BlockInvalid
+from node.ledger.merkle import merkle_root
+from node.ledger.tx import Transaction
+
+ACCT = b"acct/"
+ITEM = b"item/"
+REC = b"rec/"
+NOTARY = b"notary/"
+
+
+class StateReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+def acct_key(pub: bytes) -> bytes:
+    return ACCT + pub
+
+
+def item_key(item_id: str) -> bytes:
+    return ITEM + item_id.encode()
+
+
+def record_key(ns: str, key: str) -> bytes:
+    return REC + ns.encode() + b"\x00" + key.encode()
+
+
+def notary_key(digest: bytes) -> bytes:
+    return NOTARY + digest
+
+
+def item_history_key(item_id: str, seq: int) -> bytes:
+    return item_id.encode() + b"\x00" + struct.pack(">Q", seq)
+
+
+def record_history_key(ns: str, key: str, version: int) -> bytes:
+    return ns.encode() + b"\x00" + key.encode() + b"\x00" + struct.pack(">Q", version)
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    tx_id: bytes
+    ok: bool
+    code: str
+    reason: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "tx_id": self.tx_id,
+            "ok": self.ok,
+            "code": self.code,
+            "reason": self.reason,
+            "data": self.data,
+        }
+
+    def encode(self) -> bytes:
+        return encoding.pack(self.to_obj())
+
+
+@dataclass
+class BlockOutcome:
+    writes: dict[bytes, bytes | None]
+    results: list[TxResult]
+    item_history: list[tuple[bytes, bytes]]  # (key, value) for the item history index
+    record_history: list[tuple[bytes, bytes]]
+    results_root: bytes
+
+
+class Overlay:
+    """Reads through to committed state, writes kept in memory until the block commits."""
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self.writes: dict[bytes, bytes | None] = {}
+        self._cache: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> Any:
+        if key in self._cache:
+            return self._cache[key]
+        raw = self.writes[key] if key in self.writes else self._base.get(key)
+        value = None if raw is None else encoding.unpack_fast(raw)
+        self._cache[key] = value
+        return value
+
+    def put(self, key: bytes, value: dict[str, Any]) -> None:
+        self.writes[key] = encoding.pack(value)
+        self._cache[key] = value
+
+
+def genesis_writes(accounts: Iterable[tuple[bytes, str, tuple[str, ...]]]) -> dict[bytes, bytes]:
+    return {
+        acct_key(pub): encoding.pack({"name": name, "roles": list(roles), "nonce": 0, "since": 0})
+        for pub, name, roles in accounts
+    }
+
+
+# --- structural checks -------------------------------------------------------------------
+
+
+def check_block_txs(
+    block: Block,
+    state: StateReader,
+    *,
+    chain_id: str,
+    signature_ok: Callable[[Transaction], bool],
+    tx_known: Callable[[bytes], bool],
+) -> None:
+    """Raise BlockInvalid unless every tx is structurally valid in order against `state`."""
+    next_nonce: dict[bytes, int] = {}
+    seen: set[bytes] = set()
+    for i, tx in enumerate(block.txs):
+        if tx.chain_id != chain_id:
+            raise BlockInvalid(f"tx {i} is for chain {tx.chain_id!r}")
+        if tx.tx_id in seen or tx_known(tx.tx_id):
+            raise BlockInvalid(f"tx {i} ({tx.tx_id.hex()[:16]}) is already in the chain")
+        seen.add(tx.tx_id)
+        expected = next_nonce.get(tx.sender)
+        if expected is None:
+            raw = state.get(acct_key(tx.sender))
+            if raw is None:
+                raise BlockInvalid(f"tx {i}: sender {tx.sender.hex()[:16]} has no account")
+            expected = encoding.unpack_fast(raw)["nonce"] + 1
+        if tx.nonce != expected:
+            raise BlockInvalid(f"tx {i}: nonce {tx.nonce}, expected {expected}")
+        next_nonce[tx.sender] = expected + 1
+        if not signature_ok(tx):
+            raise BlockInvalid(f"tx {i}: bad signature")
+
+
+# --- execution -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    state: Overlay
+    height: int
+    index: int
+    timestamp_ms: int
+    tx: Transaction
+    item_history: list[tuple[bytes, bytes]]
+    record_history: list[tuple[bytes, bytes]]
+
+
+class Refused(Exception):
+    def __init__(self, code: str, reason: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.data = data or {}
+
+
+def execute_block(block: Block, state: StateReader) -> BlockOutcome:
+    overlay = Overlay(state)
+    results: list[TxResult] = []
+    item_history: list[tuple[bytes, bytes]] = []
+    record_history: list[tuple[bytes, bytes]] = []
+    for index, tx in enumerate(block.txs):
+        ctx = _Ctx(
+            overlay,
+            block.height,
+            index,
+            block.header.timestamp_ms,
+            tx,
+            item_history,
+            record_history,
+        )
+        results.append(_execute_tx(ctx))
+    return BlockOutcome(
+        writes=overlay.writes,
+        results=results,
+        item_history=item_history,
+        record_history=record_history,
+        results_root=merkle_root([r.encode() for r in results]),
+    )
+
+
+def _execute_tx(ctx: _Ctx) -> TxResult:
+    tx = ctx.tx
+    account = ctx.state.get(acct_key(tx.sender))
+    if account is None or account["nonce"] + 1 != tx.nonce:
+        # check_block_txs ran first; reaching this means the block was not checked.
+        raise BlockInvalid(f"tx {tx.tx_id.hex()} executed without a structural check")
+    ctx.state.put(acct_key(tx.sender), {**account, "nonce": tx.nonce})
+    if not account["roles"]:
+        return TxResult(tx.tx_id, False, "not_permitted", "sender's account is revoked")
+    handler = HANDLERS[tx.type]
+    try:
+        data = handler(ctx, account)
+    except Refused as refusal:
+        return TxResult(tx.tx_id, False, refusal.code, refusal.reason, refusal.data)
+    return TxResult(tx.tx_id, True, "ok", "", data or {})
+
+
+def _step(ctx: _Ctx, item_id: str, item: dict[str, Any], kind: str, extra: dict[str, Any]) -> None:
+    seq = item["steps"]
+    ctx.item_history.append(
+        (
+            item_history_key(item_id, seq),
+            encoding.pack(
+                {
+                    "seq": seq,
+                    "kind": kind,
+                    "height": ctx.height,
+                    "index": ctx.index,
+                    "tx_id": ctx.tx.tx_id,
+                    "by": ctx.tx.sender,
+                    "timestamp_ms": ctx.timestamp_ms,
+                    **extra,
+                }
+            ),
+        )
+    )
+    item["steps"] = seq + 1
+
+
+def _record_put(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    key = record_key(a["ns"], a["key"])
+    current = ctx.state.get(key)
+    if current is not None and current["owner"] != ctx.tx.sender:
+        raise Refused(
+            "not_owner",
+            f"record {a['ns']}/{a['key']} belongs to another account",
+            {"owner": current["owner"]},
+        )
+    version = 1 if current is None else current["version"] + 1
+    ctx.state.put(
+        key,
+        {
+            "owner": ctx.tx.sender,
+            "value": a["value"],
+            "version": version,
+            "height": ctx.height,
+            "tx": ctx.tx.tx_id,
+        },
+    )
+    ctx.record_history.append(
+        (
+            record_history_key(a["ns"], a["key"], version),
+            encoding.pack(
+                {
+                    "version": version,
+                    "height": ctx.height,
+                    "index": ctx.index,
+                    "tx_id": ctx.tx.tx_id,
+                    "value": a["value"],
+                }
+            ),
+        )
+    )
+    return {"version": version}
+
+
+def _item_register(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    key = item_key(a["item"])
+    if ctx.state.get(key) is not None:
+        raise Refused("item_exists", f"item {a['item']!r} is already registered")
+    parents = a.get("parents", [])
+    for parent in parents:
+        p = ctx.state.get(item_key(parent))
+        if p is None:
+            raise Refused("unknown_item", f"parent item {parent!r} is not registered")
+        if p["custodian"] != ctx.tx.sender:
+            raise Refused("not_custodian", f"sender is not the custodian of parent {parent!r}")
+    item = {
+        "custodian": ctx.tx.sender,
+        "registrant": ctx.tx.sender,
+        "meta": a.get("meta", {}),
+        "parents": parents,
+        "height": ctx.height,
+        "tx": ctx.tx.tx_id,
+        "steps": 0,
+    }
+    _step(ctx, a["item"], item, "register", {"meta": item["meta"], "parents": parents})
+    ctx.state.put(key, item)
+    return {"item": a["item"]}
+
+
+def _item_transfer(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    key = item_key(a["item"])
+    item = ctx.state.get(key)
+    if item is None:
+        raise Refused("unknown_item", f"item {a['item']!r} is not registered")
+    if item["custodian"] != ctx.tx.sender:
+        raise Refused(
+            "not_custodian",
+            f"only the current custodian may transfer {a['item']!r}",
+            {"custodian": item["custodian"]},
+        )
+    recipient = ctx.state.get(acct_key(a["to"]))
+    if recipient is None or not recipient["roles"]:
+        raise Refused("unknown_account", "the recipient is not an active account of this chain")
+    item = {**item, "custodian": a["to"]}
+    _step(
+        ctx,
+        a["item"],
+        item,
+        "transfer",
+        {"from": ctx.tx.sender, "to": a["to"], "note": a.get("note", "")},
+    )
+    ctx.state.put(key, item)
+    return {"custodian": a["to"]}
+
+
+def _item_event(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    key = item_key(a["item"])
+    item = ctx.state.get(key)
+    if item is None:
+        raise Refused("unknown_item", f"item {a['item']!r} is not registered")
+    if item["custodian"] != ctx.tx.sender and "inspector" not in account["roles"]:
+        raise Refused(
+            "not_custodian", "only the custodian or an inspector may record events on this item"
+        )
+    item = dict(item)
+    _step(
+        ctx,
+        a["item"],
+        item,
+        "event",
+        {
+            "event": a["kind"],
+            "location": a.get("location", ""),
+            "time_ms": a.get("time_ms"),
+            "digest": a.get("digest"),
+            "note": a.get("note", ""),
+        },
+    )
+    ctx.state.put(key, item)
+    return {"seq": item["steps"] - 1}
+
+
+def _notary_anchor(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    key = notary_key(a["digest"])
+    existing = ctx.state.get(key)
+    if existing is not None:
+        raise Refused(
+            "already_anchored",
+            f"digest was first anchored at height {existing['height']}",
+            {
+                "original_height": existing["height"],
+                "original_submitter": existing["submitter"],
+                "original_tx": existing["tx"],
+            },
+        )
+    ctx.state.put(
+        key,
+        {
+            "submitter": ctx.tx.sender,
+            "height": ctx.height,
+            "tx": ctx.tx.tx_id,
+            "timestamp_ms": ctx.timestamp_ms,
+            "meta": a.get("meta", {}),
+        },
+    )
+    return {"height": ctx.height, "timestamp_ms": ctx.timestamp_ms}
+
+
+def _require_admin(account: dict[str, Any]) -> None:
+    if "admin" not in account["roles"]:
+        raise Refused("not_permitted", "only an admin account may grant or revoke roles")
+
+
+def _account_grant(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    _require_admin(account)
+    a = ctx.tx.args
+    key = acct_key(a["account"])
+    existing = ctx.state.get(key)
+    name = a.get("name", existing["name"] if existing else "")
+    nonce = existing["nonce"] if existing else 0
+    roles = sorted(a["roles"]) or ["member"]
+    ctx.state.put(key, {"name": name, "roles": roles, "nonce": nonce, "since": ctx.height})
+    return {"roles": roles}
+
+
+def _account_revoke(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    _require_admin(account)
+    a = ctx.tx.args
+    if a["account"] == ctx.tx.sender:
+        raise Refused("not_permitted", "an admin cannot revoke its own account")
+    key = acct_key(a["account"])
+    existing = ctx.state.get(key)
+    if existing is None:
+        raise Refused("unknown_account", "no such account")
+    ctx.state.put(key, {**existing, "roles": [], "since": ctx.height})
+    return {}
+
+
+HANDLERS: dict[str, Callable[[_Ctx, dict[str, Any]], dict[str, Any]]] = {
+    "record.put": _record_put,
+    "item.register": _item_register,
+    "item.transfer": _item_transfer,
+    "item.event": _item_event,
+    "notary.anchor": _notary_anchor,
+    "account.grant": _account_grant,
+    "account.revoke": _account_revoke,
+}

@@ -1,0 +1,223 @@
+"""The genesis file: chain id, validators, initial accounts and roles, consensus parameters.
+
+Genesis is TOML for people; its identity is genesis_hash = SHA-256 of the canonical msgpack of
+the parsed document (public keys as bytes), which block 1 names as its previous hash.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node import crypto
+from node.ledger import encoding
+from node.ledger.schema import ROLES
+
+CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class ConfigError(Exception):
+    """A config or genesis file is missing or wrong; the message names file, field and fix."""
+
+
+@dataclass(frozen=True)
+class ValidatorInfo:
+    name: str
+    public_key: bytes
+    address: str  # host:port for p2p
+    certificate: str  # PEM of the node's self-signed TLS certificate ("" if not yet made)
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    name: str
+    public_key: bytes
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConsensusParams:
+    max_block_txs: int = 2000
+    max_block_bytes: int = 8 * 1024 * 1024
+    max_tx_bytes: int = 16 * 1024
+    max_block_interval_ms: int = 2000
+    max_clock_drift_ms: int = 10_000
+    checkpoint_interval: int = 10
+    tick_ms: int = 100
+    view_timeout_ms: int = 4000
+    max_view_timeout_ms: int = 60_000
+    censorship_timeout_ms: int = 30_000
+
+
+@dataclass(frozen=True)
+class Genesis:
+    chain_id: str
+    genesis_time: str
+    validators: tuple[ValidatorInfo, ...]
+    accounts: tuple[AccountInfo, ...]
+    consensus: ConsensusParams = field(default_factory=ConsensusParams)
+    hash: bytes = b""
+
+    @property
+    def validator_keys(self) -> tuple[bytes, ...]:
+        return tuple(v.public_key for v in self.validators)
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "genesis_time": self.genesis_time,
+            "validators": [
+                {
+                    "name": v.name,
+                    "public_key": v.public_key,
+                    "address": v.address,
+                    "certificate": v.certificate,
+                }
+                for v in self.validators
+            ],
+            "accounts": [
+                {"name": a.name, "public_key": a.public_key, "roles": list(a.roles)}
+                for a in self.accounts
+            ],
+            "consensus": dict(vars(self.consensus)),
+        }
+
+
+def compute_hash(genesis: Genesis) -> bytes:
+    return crypto.sha256(b"chain-genesis-v1\x00" + encoding.pack(genesis.to_obj()))
+
+
+def load_genesis(path: Path) -> Genesis:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: genesis file not found (run `chain init`?)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_genesis(doc, str(path))
+
+
+def _need(doc: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in doc:
+        raise ConfigError(f"{where}: missing field `{key}`")
+    value = doc[key]
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ConfigError(f"{where}: field `{key}` must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _key(doc: dict[str, Any], where: str) -> bytes:
+    text = _need(doc, "public_key", str, where)
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{where}: `public_key` must be 64 hex characters (an Ed25519 key)")
+    return key
+
+
+def parse_genesis(doc: dict[str, Any], source: str) -> Genesis:
+    chain_id = _need(doc, "chain_id", str, source)
+    if not CHAIN_ID_RE.match(chain_id):
+        raise ConfigError(f"{source}: `chain_id` {chain_id!r} must match {CHAIN_ID_RE.pattern}")
+    genesis_time = str(doc.get("genesis_time", ""))
+    validators = []
+    for i, v in enumerate(_need(doc, "validators", list, source)):
+        where = f"{source}: validators[{i}]"
+        if not isinstance(v, dict):
+            raise ConfigError(f"{where}: must be a table")
+        address = _need(v, "address", str, where)
+        if ":" not in address:
+            raise ConfigError(f"{where}: `address` must be host:port, got {address!r}")
+        validators.append(
+            ValidatorInfo(
+                name=_need(v, "name", str, where),
+                public_key=_key(v, where),
+                address=address,
+                certificate=str(v.get("certificate", "")),
+            )
+        )
+    if not validators:
+        raise ConfigError(f"{source}: `validators` must list at least one validator")
+    if len({v.public_key for v in validators}) != len(validators):
+        raise ConfigError(f"{source}: two validators share a public key")
+    accounts = []
+    for i, a in enumerate(doc.get("accounts", [])):
+        where = f"{source}: accounts[{i}]"
+        if not isinstance(a, dict):
+            raise ConfigError(f"{where}: must be a table")
+        roles = _need(a, "roles", list, where)
+        for r in roles:
+            if r not in ROLES:
+                raise ConfigError(f"{where}: role {r!r} unknown; roles are {', '.join(ROLES)}")
+        accounts.append(
+            AccountInfo(
+                name=_need(a, "name", str, where), public_key=_key(a, where), roles=tuple(roles)
+            )
+        )
+    if len({a.public_key for a in accounts}) != len(accounts):
+        raise ConfigError(f"{source}: two accounts share a public key")
+    params = ConsensusParams()
+    raw_params = doc.get("consensus", {})
+    if not isinstance(raw_params, dict):
+        raise ConfigError(f"{source}: [consensus] must be a table")
+    for name, value in raw_params.items():
+        if not hasattr(params, name):
+            raise ConfigError(f"{source}: [consensus] unknown field `{name}`")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{source}: [consensus] `{name}` must be a positive integer")
+    params = ConsensusParams(**{**vars(params), **raw_params})
+    if params.view_timeout_ms <= params.max_block_interval_ms:
+        raise ConfigError(
+            f"{source}: [consensus] view_timeout_ms must exceed max_block_interval_ms"
+        )
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time=genesis_time,
+        validators=tuple(validators),
+        accounts=tuple(accounts),
+        consensus=params,
+    )
+    return Genesis(**{**vars(genesis), "hash": compute_hash(genesis)})
+
+
+def _toml_str(s: str) -> str:
+    if "\n" in s:
+        return '"""\n' + s.replace("\\", "\\\\").replace('"""', '\\"""') + '"""'
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_genesis(genesis: Genesis) -> str:
+    """TOML text for a genesis (what `chain init` and `chain testnet` write)."""
+    lines = [
+        "# Genesis of a permissioned chain. Every node of the chain must hold this exact file.",
+        f"chain_id = {_toml_str(genesis.chain_id)}",
+        f"genesis_time = {_toml_str(genesis.genesis_time)}",
+        "",
+        "[consensus]",
+    ]
+    lines += [f"{k} = {v}" for k, v in vars(genesis.consensus).items()]
+    for v in genesis.validators:
+        lines += [
+            "",
+            "[[validators]]",
+            f"name = {_toml_str(v.name)}",
+            f'public_key = "{v.public_key.hex()}"',
+            f"address = {_toml_str(v.address)}",
+            f"certificate = {_toml_str(v.certificate)}",
+        ]
+    for a in genesis.accounts:
+        roles = ", ".join(_toml_str(r) for r in a.roles)
+        lines += [
+            "",
+            "[[accounts]]",
+            f"name = {_toml_str(a.name)}",
+            f'public_key = "{a.public_key.hex()}"',
+            f"roles = [{roles}]",
+        ]
+    return "\n".join(lines) + "\n"
