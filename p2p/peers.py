@@ -402,11 +402,6 @@ class PeerManager:
             counters=self.counters,
         )
 
-    def _new_link_wins(self, existing: Link, new: Link) -> bool:
-        if existing.dialer == new.dialer:
-            return True
-        return new.dialer == min(self.node_id, new.peer)
-
     def _set_link(self, state: _PeerState, link: Link | None) -> None:
         state.link = link
         state.changed.set()
@@ -418,7 +413,12 @@ class PeerManager:
         existing = state.link
         if existing is not None:
             self.counters["duplicate_link_closed"] += 1
-            if not self._new_link_wins(existing, link):
+            if not keep_new_link(
+                own_id=self.node_id,
+                peer=link.peer,
+                existing_dialer=existing.dialer,
+                new_dialer=link.dialer,
+            ):
                 return 0.0
             link.take_queue_from(existing)
             existing.close("replaced_by_duplicate")
@@ -488,6 +488,20 @@ class PeerManager:
             return await self._run_link(link)
         finally:
             await trio.aclose_forcefully(stream)
+
+
+def keep_new_link(
+    *, own_id: bytes, peer: bytes, existing_dialer: bytes, new_dialer: bytes
+) -> bool:
+    """Whether a new link to peer replaces the existing one. Both ends decide alike.
+
+    Links dialled by different nodes: the one dialled by the lower node id is kept (both
+    ends compute the same min). Dialled by the same node: the newer is kept, since a node
+    dials again only after it gave up on its previous link.
+    """
+    if existing_dialer == new_dialer:
+        return True
+    return new_dialer == min(own_id, peer)
 
 
 def _now() -> float:

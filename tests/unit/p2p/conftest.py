@@ -1,7 +1,9 @@
 """Shared helpers for the p2p tests: identities, manager clusters, and raw TLS peers.
 
-Everything listens on 127.0.0.1 port 0 and lives inside the test's own nursery, so a
-cancelled test leaves no socket behind.
+Tests reach them through the `kit` fixture (pytest runs with --import-mode=importlib, so
+test modules cannot import this file); type annotations name P2PKit under TYPE_CHECKING.
+Everything listens on 127.0.0.1, port 0 unless a test reserves ports, and lives inside the
+test's own nursery, so a cancelled test leaves no socket behind.
 """
 
 from __future__ import annotations
@@ -44,11 +46,6 @@ def make_identity(name: str) -> Identity:
         cert_pem=make_certificate(key, name),
         key_pem=private_key_pem(key),
     )
-
-
-@pytest.fixture
-def identities() -> list[Identity]:
-    return [make_identity(f"node{i}") for i in range(5)]
 
 
 # Fast timers so that reconnects and timeouts happen within a test's budget.
@@ -177,3 +174,43 @@ async def raw_tls_peer(
         yield RawPeer(stream, me)
     finally:
         await trio.aclose_forcefully(stream)
+
+
+async def reserve_ports(count: int) -> list[int]:
+    """Ports that were free a moment ago (bound then released), for tests that must know
+    every address before any manager starts. Loopback only, so the race is with this
+    machine alone."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = trio.socket.socket()
+            await sock.bind((HOST, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class P2PKit:
+    """The helpers above, as one object handed to tests by the `kit` fixture."""
+
+    CHAIN_ID = CHAIN_ID
+    HOST = HOST
+    FAST = FAST
+    Identity = Identity
+    RawPeer = RawPeer
+    identity = staticmethod(make_identity)
+    manager = staticmethod(make_manager)
+    wait_until = staticmethod(wait_until)
+    fully_connected = staticmethod(fully_connected)
+    running = staticmethod(running)
+    mesh = staticmethod(mesh)
+    receive_from = staticmethod(receive_from)
+    raw_tls_peer = staticmethod(raw_tls_peer)
+    reserve_ports = staticmethod(reserve_ports)
+
+
+@pytest.fixture
+def kit() -> P2PKit:
+    return P2PKit()
