@@ -108,6 +108,9 @@ class Node:
             self.rpc.hub.allow_topic("blocks")
             self.rpc.hub.allow_topic_prefix("tx:")
             chain.on_commit.append(self._publish_commit)
+            if self.network is not None:
+                network = self.network
+                chain.on_commit.append(lambda c: network.announce_head(c.head.height))
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.rpc.run)
                 if self.network is not None:

@@ -106,6 +106,7 @@ class ConsensusDriver:
         self.round_ms = 0
         self._propose_started_ms = 0
         self.wakeup = trio.Event()
+        self._complained_view = -1
 
     @property
     def is_validator(self) -> bool:
@@ -116,7 +117,24 @@ class ConsensusDriver:
     async def tick(self) -> None:
         async with self._lock:
             await self._carry_out(self.replica.tick())
+            if self._censored():
+                self._complained_view = self.replica.view
+                log.warning(
+                    "a transaction has waited %d ms while blocks commit: voting for a view change",
+                    self.chain.mempool.oldest_age_ms(),
+                )
+                await self._carry_out(self.replica.suspect_censorship())
             await self._maybe_propose()
+
+    def _censored(self) -> bool:
+        """A backup that holds a valid tx longer than the bound while blocks commit without it."""
+        if not self.is_validator or self.replica.leader == self.config.my_index:
+            return False
+        if self._complained_view == self.replica.view:
+            return False
+        limit_ms = self.chain.params.censorship_timeout_ms
+        recent_commit = self.chain.clock_ms() - self.last_commit_ms < limit_ms
+        return recent_commit and self.chain.mempool.oldest_age_ms() > limit_ms
 
     async def receive(self, raw: bytes) -> None:
         try:
@@ -138,6 +156,18 @@ class ConsensusDriver:
         async with self._lock:
             await self._carry_out(self.replica.executed(height, state_root))
             await self._maybe_propose()
+
+    async def apply_synced(self, payload: bytes, certificate: bytes, height: int) -> bool:
+        """Commit a fetched block whose certificate the caller has verified."""
+        async with self._lock:
+            if height != self.chain.store.head.height + 1:
+                return height <= self.chain.store.head.height
+            committed = await self.chain.commit(payload, certificate)
+            self.last_commit_ms = self.chain.clock_ms()
+            self.last_block_txs = len(committed.block.txs)
+            await self._carry_out(self.replica.executed(height, committed.head.state_root))
+            await self._maybe_propose()
+            return True
 
     async def suspect_censorship(self) -> None:
         async with self._lock:

@@ -1,0 +1,114 @@
+"""`chain testnet up --demo`: a small consortium workload that prints what it does.
+
+A manufacturer registers products, hands them to a shipper, an inspector records an
+inspection with a report digest, the shipper hands them to a retailer, and every so often a
+document is notarised. Nodes are chosen round-robin, so every node serves clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+import time
+from pathlib import Path
+
+from node import crypto
+from node.rpc.client import RpcClient
+from node.wallet import Wallet
+
+STEP_PAUSE_S = 0.5
+
+
+class Demo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo", daemon=True)
+        self.log: list[str] = []
+
+    def start(self) -> Demo:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _say(self, line: str) -> None:
+        self.log.append(line)
+        print(f"demo: {line}", flush=True)
+
+    def _wallets(self, node: str) -> dict[str, Wallet]:
+        rpc = RpcClient(self.root / node / "control.sock", timeout_s=30)
+        return {
+            name: Wallet(rpc, crypto.read_key_file(self.root / "accounts" / f"{name}.key"))
+            for name in ("manufacturer", "shipper", "retailer", "inspector")
+        }
+
+    def _run(self) -> None:
+        import json
+
+        nodes = [n["name"] for n in json.loads((self.root / "testnet.json").read_text())["nodes"]]
+        try:
+            wallets = [self._wallets(n) for n in nodes]
+        except Exception as exc:  # the testnet went away
+            self._say(f"cannot connect: {exc}")
+            return
+        suffix = int(time.time()) % 100_000
+        for n in itertools.count():
+            if self._stop.is_set():
+                return
+            w = wallets[n % len(wallets)]
+            item = f"pallet-{suffix}-{n}"
+            try:
+                self._scenario(w, item, nodes[n % len(nodes)])
+            except Exception as exc:
+                self._say(f"{item}: {exc}")
+                w = wallets[(n + 1) % len(wallets)]
+                for wallet in w.values():
+                    wallet._next_nonce = None
+            self._stop.wait(STEP_PAUSE_S)
+
+    def _scenario(self, w: dict[str, Wallet], item: str, node: str) -> None:
+        m, s, r, i = w["manufacturer"], w["shipper"], w["retailer"], w["inspector"]
+        steps = [
+            (
+                m,
+                "item.register",
+                {"item": item, "meta": {"product": "olive oil", "lot": item[-4:]}},
+                f"manufacturer registered {item}",
+            ),
+            (m, "item.transfer", {"item": item, "to": s.public_key}, "custody -> shipper"),
+            (
+                i,
+                "item.event",
+                {
+                    "item": item,
+                    "kind": "inspected",
+                    "location": "Port of Genoa",
+                    "digest": hashlib.sha256(f"report {item}".encode()).digest(),
+                },
+                "inspector recorded an inspection (report digest anchored)",
+            ),
+            (s, "item.transfer", {"item": item, "to": r.public_key}, "custody -> retailer"),
+            (
+                r,
+                "notary.anchor",
+                {
+                    "digest": hashlib.sha256(f"invoice {item}".encode()).digest(),
+                    "meta": {"doc": f"invoice for {item}"},
+                },
+                "retailer notarised the invoice",
+            ),
+        ]
+        pending = [(wallet.send(t, a, wait=False), text) for wallet, t, a, text in steps]
+        for sent, text in pending:
+            res = m.rpc.call("tx_wait", {"tx_id": sent["tx_id"], "timeout_ms": 20_000})
+            status = res["status"]
+            where = f"height {res['height']}" if "height" in res else status
+            self._say(f"{text} via {node}: {status} at {where}")
+
+
+def start_demo(root: Path) -> Demo:
+    return Demo(root).start()
