@@ -315,9 +315,11 @@ class StateTree:
         new_sub = batch.apply(start, 0, 0, len(batch.keys))
         # Sorted, and above every key written before (the batch number only grows), so
         # LMDB appends them to its last pages.
-        for ref in sorted(batch.writes):
-            if not txn.put(_NODE_PREFIX + ref, batch.writes[ref], db=self._db, append=True):
-                raise CorruptStateTreeError("state node keys out of order: bad batch counter")
+        writes = batch.writes
+        records = [(_NODE_PREFIX + ref, writes[ref]) for ref in sorted(writes)]
+        _, added = txn.cursor(db=self._db).putmulti(records, append=True)
+        if added != len(records):
+            raise CorruptStateTreeError("state node keys out of order: bad batch counter")
         if batch.writes:
             txn.put(_VERSION_KEY, (version + 1).to_bytes(_VERSION_LEN, "big"), db=self._db)
         stats = UpdateStats(batch.hashes + hashes_before, batch.reads, len(batch.writes))
@@ -464,24 +466,29 @@ class _Batch:
         keys, vhs = self.keys, self.vhs
         split = record[1]
         prefix = _prefix_of_record(record)
-        span = 1 << (KEY_BITS - split)
-        match_lo = bisect_left(keys, prefix, lo, hi)
-        match_hi = bisect_left(keys, prefix + span, match_lo, hi)
-        # Changes outside the branch's prefix: deletes there are of absent keys (no-ops);
-        # inserts there create a new branch above this one, at the highest level they leave
-        # the prefix. Keys are sorted, so the extreme inserts on each side decide it.
-        first_out = next((i for i in range(lo, match_lo) if vhs[i] is not None), None)
-        last_out = next((i for i in range(hi - 1, match_hi - 1, -1) if vhs[i] is not None), None)
-        if first_out is not None or last_out is not None:
-            diverge = min(
-                KEY_BITS - (keys[i] ^ prefix).bit_length()
-                for i in (first_out, last_out)
-                if i is not None
-            )
-            return self.split_above(sub, record, depth, diverge, prefix, lo, hi)
-        if match_lo == match_hi:
-            return self.at(sub, depth)
-        mid = bisect_left(keys, prefix + (span >> 1), match_lo, match_hi)
+        match_lo, match_hi = lo, hi
+        # When split == depth every change here is under the branch's prefix already (the
+        # common case in a random tree); otherwise some may leave it on the way down.
+        if split != depth:
+            match_lo = bisect_left(keys, prefix, lo, hi)
+            match_hi = bisect_left(keys, prefix + (1 << (KEY_BITS - split)), match_lo, hi)
+            # Deletes outside the prefix are of absent keys (no-ops); inserts there make a
+            # new branch above this one, at the highest level where they leave the prefix.
+            # Keys are sorted, so the outermost insert on each side decides it.
+            diverge = KEY_BITS
+            for i in range(lo, match_lo):
+                if vhs[i] is not None:
+                    diverge = KEY_BITS - (keys[i] ^ prefix).bit_length()
+                    break
+            for i in range(hi - 1, match_hi - 1, -1):
+                if vhs[i] is not None:
+                    diverge = min(diverge, KEY_BITS - (keys[i] ^ prefix).bit_length())
+                    break
+            if diverge < KEY_BITS:
+                return self.split_above(sub, record, depth, diverge, prefix, lo, hi)
+            if match_lo == match_hi:
+                return self.at(sub, depth)
+        mid = bisect_left(keys, prefix | (1 << (KEY_BITS - 1 - split)), match_lo, match_hi)
         old_left, old_right = record[2:42], record[42:82]
         left_sub: _Sub = (old_left[_VERSION_LEN:], old_left, None, split + 1)
         right_sub: _Sub = (old_right[_VERSION_LEN:], old_right, None, split + 1)
@@ -560,11 +567,16 @@ class _Batch:
             return None if right is None else self.at(right, depth)
         if right is None:
             return self.at(left, depth)
-        left, right = self.at(left, split + 1), self.at(right, split + 1)
+        child_depth = split + 1
+        if left[3] != child_depth and left[3] != -1:
+            left = self.at(left, child_depth)
+        if right[3] != child_depth and right[3] != -1:
+            right = self.at(right, child_depth)
         prefix_bytes = prefix.to_bytes(HASH_LEN, "big")[: (split + 7) // 8]
         record = b"\x01" + bytes((split,)) + left[1] + right[1] + prefix_bytes
-        own = sha256(_INTERNAL_PREFIX + left[0] + right[0]).digest()
-        h = _fold(own, split, depth, prefix)
+        h = sha256(_INTERNAL_PREFIX + left[0] + right[0]).digest()
+        if split != depth:
+            h = _fold(h, split, depth, prefix)
         self.hashes += 1 + split - depth
         ref = self.version + h
         self.writes[ref] = record
