@@ -32,6 +32,7 @@ from node.rpc.protocol import (
 logger = logging.getLogger(__name__)
 
 RECEIVE_CHUNK_BYTES: Final = 65_536
+MAX_NOTIFICATIONS_PER_WRITE: Final = 64
 _DISCONNECTS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
 
 
@@ -201,8 +202,7 @@ class Connection:
             async for encoded in subscription.receive:
                 if subscription.unsubscribed:
                     break
-                line = notification_line(subscription.id, "result", encoded)
-                await self.send_line(line, subscription)
+                await self.send_line(self._take_batch(subscription, encoded), subscription)
         if subscription.dropped_reason is not None and not subscription.unsubscribed:
             error = error_object(
                 SUBSCRIBER_DROPPED,
@@ -212,6 +212,19 @@ class Connection:
             line = notification_line(subscription.id, "error", dump_json(error))
             await self.send_line(line)
         self._subscriptions.pop(subscription.id, None)
+
+    @staticmethod
+    def _take_batch(subscription: Subscription, first: str) -> bytes:
+        """`first` and whatever else is already queued (bounded), as one write: a forwarder
+        that wrote one line per scheduler round could never catch up with a busy publisher."""
+        lines = [notification_line(subscription.id, "result", first)]
+        for _ in range(MAX_NOTIFICATIONS_PER_WRITE - 1):
+            try:
+                encoded = subscription.receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            lines.append(notification_line(subscription.id, "result", encoded))
+        return b"".join(lines)
 
 
 def _contains(error: BaseException, kind: type[BaseException]) -> bool:
