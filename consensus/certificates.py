@@ -1,0 +1,247 @@
+"""Signing bytes, certificates, and their verification.
+
+Every signature in the protocol is over a msgpack array that starts with the domain tag
+"chain-pbft-v1" and the chain id, so a signature from one chain or one phase can never be
+replayed as another (docs/CONSENSUS.md lists every layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgpack  # type: ignore[import-untyped]
+
+from consensus.config import DIGEST_BYTES, MAX_VALIDATORS, Verifier
+from consensus.quorum import quorum_size
+
+DOMAIN_TAG = "chain-pbft-v1"
+PHASE_PRE_PREPARE = "pre-prepare"
+PHASE_PREPARE = "prepare"
+PHASE_COMMIT = "commit"
+VOTE_PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
+MAX_SIGNATURE_BYTES = 256
+MAX_UINT64 = 2**64 - 1
+
+Signatures = tuple[tuple[int, bytes], ...]
+
+
+class CertificateError(Exception):
+    """A certificate is malformed or does not hold a quorum of valid signatures."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _pack(value: object) -> bytes:
+    packed = msgpack.packb(value, use_bin_type=True)
+    if not isinstance(packed, bytes):
+        raise TypeError("msgpack.packb did not return bytes")
+    return packed
+
+
+def vote_signing_bytes(chain_id: str, phase: str, view: int, height: int, digest: bytes) -> bytes:
+    """The bytes a validator signs for a pre-prepare, prepare or commit vote."""
+    if phase not in VOTE_PHASES:
+        raise ValueError(f"unknown vote phase {phase!r}")
+    return _pack([DOMAIN_TAG, chain_id, phase, view, height, digest])
+
+
+def checkpoint_signing_bytes(chain_id: str, height: int, state_root: bytes) -> bytes:
+    return _pack([DOMAIN_TAG, chain_id, "checkpoint", height, state_root])
+
+
+def notice_signing_bytes(chain_id: str, height: int, view: int, digest: bytes) -> bytes:
+    return _pack([DOMAIN_TAG, chain_id, "commit-notice", height, view, digest])
+
+
+@dataclass(frozen=True, slots=True)
+class CommitCertificate:
+    """quorum_size(n) commit votes for one block: proof that the block is final."""
+
+    height: int
+    view: int
+    digest: bytes
+    signatures: Signatures  # (validator index, signature), sorted by index, distinct
+
+    def to_wire(self) -> list[object]:
+        return [self.height, self.view, self.digest, [[i, s] for i, s in self.signatures]]
+
+    @classmethod
+    def from_wire(cls, value: object) -> CommitCertificate:
+        height, view, digest, signatures = _parse_vote_certificate(value, "commit certificate")
+        return cls(height, view, digest, signatures)
+
+    def to_bytes(self) -> bytes:
+        return _pack(self.to_wire())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CommitCertificate:
+        return cls.from_wire(_unpack(data))
+
+    def signers(self) -> tuple[int, ...]:
+        return tuple(index for index, _ in self.signatures)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCertificate:
+    """quorum_size(n) prepare votes for one block in one view: the block may have committed."""
+
+    height: int
+    view: int
+    digest: bytes
+    signatures: Signatures
+
+    def to_wire(self) -> list[object]:
+        return [self.height, self.view, self.digest, [[i, s] for i, s in self.signatures]]
+
+    @classmethod
+    def from_wire(cls, value: object) -> PreparedCertificate:
+        height, view, digest, signatures = _parse_vote_certificate(value, "prepared certificate")
+        return cls(height, view, digest, signatures)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointProof:
+    """quorum_size(n) checkpoint votes for one (height, state root): a stable checkpoint."""
+
+    height: int
+    state_root: bytes
+    signatures: Signatures
+
+    def to_wire(self) -> list[object]:
+        return [self.height, self.state_root, [[i, s] for i, s in self.signatures]]
+
+    @classmethod
+    def from_wire(cls, value: object) -> CheckpointProof:
+        if not isinstance(value, list) or len(value) != 3:
+            raise CertificateError("checkpoint proof: not a 3-element array")
+        height = parse_uint(value[0], "checkpoint proof height")
+        state_root = parse_digest(value[1], "checkpoint proof state root")
+        signatures = parse_signatures(value[2], "checkpoint proof")
+        return cls(height, state_root, signatures)
+
+
+def _unpack(data: bytes) -> object:
+    if not isinstance(data, bytes):
+        raise CertificateError("certificate bytes must be bytes")
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, max_map_len=0)
+    except Exception as error:  # any parse failure of untrusted bytes is a malformed cert
+        raise CertificateError(f"not valid msgpack: {error}") from None
+
+
+def parse_uint(value: object, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_UINT64:
+        raise CertificateError(f"{what}: not an unsigned 64-bit integer")
+    return value
+
+
+def parse_digest(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != DIGEST_BYTES:
+        raise CertificateError(f"{what}: not {DIGEST_BYTES} bytes")
+    return value
+
+
+def parse_signatures(value: object, what: str) -> Signatures:
+    if not isinstance(value, list) or len(value) > MAX_VALIDATORS:
+        raise CertificateError(f"{what}: signatures must be an array of at most {MAX_VALIDATORS}")
+    parsed: list[tuple[int, bytes]] = []
+    for entry in value:
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise CertificateError(f"{what}: each signature is an [index, bytes] pair")
+        index = parse_uint(entry[0], f"{what} signer index")
+        signature = entry[1]
+        if not isinstance(signature, bytes) or not 0 < len(signature) <= MAX_SIGNATURE_BYTES:
+            raise CertificateError(f"{what}: signature must be 1 to {MAX_SIGNATURE_BYTES} bytes")
+        if parsed and index <= parsed[-1][0]:
+            raise CertificateError(f"{what}: signer indices must be strictly increasing")
+        parsed.append((index, signature))
+    return tuple(parsed)
+
+
+def _parse_vote_certificate(value: object, what: str) -> tuple[int, int, bytes, Signatures]:
+    if not isinstance(value, list) or len(value) != 4:
+        raise CertificateError(f"{what}: not a 4-element array")
+    height = parse_uint(value[0], f"{what} height")
+    view = parse_uint(value[1], f"{what} view")
+    digest = parse_digest(value[2], f"{what} digest")
+    signatures = parse_signatures(value[3], what)
+    return height, view, digest, signatures
+
+
+def verify_signatures(
+    signatures: Signatures,
+    validators: Sequence[bytes],
+    verify: Verifier,
+    signing_bytes: bytes,
+    quorum: int,
+    what: str,
+) -> None:
+    """Raise CertificateError unless `signatures` are `quorum` or more distinct valid ones.
+
+    Every listed signature must be valid: a certificate padded with garbage is rejected."""
+    previous = -1
+    for index, signature in signatures:
+        if index <= previous:
+            raise CertificateError(f"{what}: signer indices must be strictly increasing")
+        previous = index
+        if index >= len(validators):
+            raise CertificateError(f"{what}: signer {index} is not a validator")
+        if not verify(validators[index], signature, signing_bytes):
+            raise CertificateError(f"{what}: bad signature from validator {index}")
+    if len(signatures) < quorum:
+        raise CertificateError(
+            f"{what}: {len(signatures)} signatures, a quorum of {len(validators)} is {quorum}"
+        )
+
+
+def verify_certificate(
+    certificate: CommitCertificate,
+    chain_id: str,
+    validators: Sequence[bytes],
+    verify: Verifier,
+    *,
+    quorum: int | None = None,
+) -> None:
+    """Raise CertificateError unless `certificate` holds quorum_size(n) valid distinct commits.
+
+    Anyone holding the validator public keys can run this check offline."""
+    if not isinstance(certificate, CommitCertificate):
+        raise CertificateError("not a CommitCertificate")
+    if len(certificate.digest) != DIGEST_BYTES:
+        raise CertificateError(f"commit certificate: digest is not {DIGEST_BYTES} bytes")
+    needed = quorum_size(len(validators)) if quorum is None else quorum
+    signing_bytes = vote_signing_bytes(
+        chain_id, PHASE_COMMIT, certificate.view, certificate.height, certificate.digest
+    )
+    verify_signatures(
+        certificate.signatures, validators, verify, signing_bytes, needed, "commit certificate"
+    )
+
+
+def verify_prepared(
+    certificate: PreparedCertificate,
+    chain_id: str,
+    validators: Sequence[bytes],
+    verify: Verifier,
+    quorum: int,
+) -> None:
+    signing_bytes = vote_signing_bytes(
+        chain_id, PHASE_PREPARE, certificate.view, certificate.height, certificate.digest
+    )
+    verify_signatures(
+        certificate.signatures, validators, verify, signing_bytes, quorum, "prepared certificate"
+    )
+
+
+def verify_checkpoint_proof(
+    proof: CheckpointProof,
+    chain_id: str,
+    validators: Sequence[bytes],
+    verify: Verifier,
+    quorum: int,
+) -> None:
+    signing_bytes = checkpoint_signing_bytes(chain_id, proof.height, proof.state_root)
+    verify_signatures(proof.signatures, validators, verify, signing_bytes, quorum, "checkpoint")

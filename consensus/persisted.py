@@ -1,0 +1,125 @@
+"""The state a replica makes durable before any of its signatures leaves the process.
+
+Rebuilt from it after a crash, a replica never signs a vote that conflicts with one it signed
+before (the last-signed guard, as CometBFT's privval) and still carries its prepared block
+into the next view change, so a block prepared before a whole-cluster restart is never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgpack  # type: ignore[import-untyped]
+
+from consensus.certificates import (
+    CertificateError,
+    CheckpointProof,
+    CommitCertificate,
+    PreparedCertificate,
+    parse_digest,
+    parse_uint,
+)
+
+STATE_TAG = "chain-pbft-state-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedVote:
+    """The last vote signed in one phase: never sign another for the same (view, height)."""
+
+    view: int
+    height: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedState:
+    view: int
+    in_view_change: bool  # True: this replica voted to leave view - 1 and waits for `view`
+    view_floor_height: int  # the lowest height a proposal of `view` may have
+    last_commit: CommitCertificate | None
+    prepared: PreparedCertificate | None
+    prepared_payload: bytes | None
+    stable_checkpoint: CheckpointProof | None
+    last_pre_prepare: SignedVote | None
+    last_prepare: SignedVote | None
+    last_commit_vote: SignedVote | None
+    last_view_change: int  # the highest view this replica signed a view change for (0: none)
+    last_new_view: int  # the highest view this replica signed a new view for (0: none)
+
+    def to_bytes(self) -> bytes:
+        value = [
+            STATE_TAG,
+            self.view,
+            self.in_view_change,
+            self.view_floor_height,
+            _opt(self.last_commit),
+            _opt(self.prepared),
+            self.prepared_payload,
+            _opt(self.stable_checkpoint),
+            _vote(self.last_pre_prepare),
+            _vote(self.last_prepare),
+            _vote(self.last_commit_vote),
+            self.last_view_change,
+            self.last_new_view,
+        ]
+        packed = msgpack.packb(value, use_bin_type=True)
+        if not isinstance(packed, bytes):
+            raise TypeError("msgpack.packb did not return bytes")
+        return packed
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PersistedState:
+        """Parse bytes written by to_bytes; raise ValueError when they are not such bytes."""
+        try:
+            value = msgpack.unpackb(data, raw=False, strict_map_key=True, max_map_len=0)
+        except Exception as error:  # corrupt bytes on disk: report, do not guess
+            raise ValueError(f"persisted consensus state is not valid msgpack: {error}") from None
+        if not isinstance(value, list) or len(value) != 13 or value[0] != STATE_TAG:
+            raise ValueError("persisted consensus state has an unknown layout")
+        try:
+            return cls._from_fields(value)
+        except CertificateError as error:
+            raise ValueError(f"persisted consensus state: {error.reason}") from None
+
+    @classmethod
+    def _from_fields(cls, value: list[object]) -> PersistedState:
+        if not isinstance(value[2], bool):
+            raise ValueError("persisted consensus state: in_view_change is not a bool")
+        payload = value[6]
+        if payload is not None and not isinstance(payload, bytes):
+            raise ValueError("persisted consensus state: prepared payload is not bytes")
+        return cls(
+            view=parse_uint(value[1], "view"),
+            in_view_change=value[2],
+            view_floor_height=parse_uint(value[3], "view floor height"),
+            last_commit=None if value[4] is None else CommitCertificate.from_wire(value[4]),
+            prepared=None if value[5] is None else PreparedCertificate.from_wire(value[5]),
+            prepared_payload=payload,
+            stable_checkpoint=None if value[7] is None else CheckpointProof.from_wire(value[7]),
+            last_pre_prepare=_parse_vote(value[8]),
+            last_prepare=_parse_vote(value[9]),
+            last_commit_vote=_parse_vote(value[10]),
+            last_view_change=parse_uint(value[11], "last view change"),
+            last_new_view=parse_uint(value[12], "last new view"),
+        )
+
+
+def _opt(value: CommitCertificate | PreparedCertificate | CheckpointProof | None) -> object:
+    return None if value is None else value.to_wire()
+
+
+def _vote(vote: SignedVote | None) -> object:
+    return None if vote is None else [vote.view, vote.height, vote.digest]
+
+
+def _parse_vote(value: object) -> SignedVote | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 3:
+        raise ValueError("persisted consensus state: a signed vote is not [view, height, digest]")
+    return SignedVote(
+        parse_uint(value[0], "signed view"),
+        parse_uint(value[1], "signed height"),
+        parse_digest(value[2], "signed digest"),
+    )

@@ -1,0 +1,606 @@
+"""The PBFT replica: a deterministic state machine with no I/O, no clock and no randomness.
+
+Inputs: receive(msg), propose(payload), tick(), executed(height, state_root),
+suspect_censorship(). Each returns the actions (actions.py) the caller carries out in order.
+docs/CONSENSUS.md describes the protocol; viewchange.py holds the view-change rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from consensus.actions import (
+    Action,
+    Deliver,
+    Persist,
+)
+from consensus.certificates import (
+    PHASE_COMMIT,
+    PHASE_PRE_PREPARE,
+    PHASE_PREPARE,
+    CommitCertificate,
+    PreparedCertificate,
+)
+from consensus.checkpoints import CheckpointTracker
+from consensus.config import (
+    DIGEST_BYTES,
+    MUTATION_ACCEPT_SECOND_PRE_PREPARE,
+    MUTATION_NEW_VIEW_SKIPS_PREPARED,
+    MUTATION_PERSIST_AFTER_SEND,
+    MUTATION_QUORUM_2F,
+    App,
+    ReplicaConfig,
+    Signer,
+    Verifier,
+)
+from consensus.guard import SigningGuard
+from consensus.messages import (
+    MESSAGE_TYPES,
+    Checkpoint,
+    Commit,
+    Message,
+    NewView,
+    Prepare,
+    PrePrepare,
+    ViewChange,
+)
+from consensus.persisted import PersistedState
+from consensus.quorum import max_faulty, quorum_size
+from consensus.replica_sync import CatchUpMixin
+from consensus.replica_view import ViewChangeMixin
+from consensus.slot import Slot
+from consensus.viewchange import ViewChangeRules
+
+
+class Replica(ViewChangeMixin, CatchUpMixin):
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        app: App,
+        sign: Signer,
+        verify: Verifier,
+        *,
+        committed_height: int,
+        committed_state_root: bytes,
+        persisted: PersistedState | None,
+    ) -> None:
+        if committed_height < 0:
+            raise ValueError("committed_height must be >= 0")
+        if len(committed_state_root) != DIGEST_BYTES:
+            raise ValueError(f"committed_state_root must be {DIGEST_BYTES} bytes")
+        self._config = config
+        self._app = app
+        self._sign = sign
+        self._verify = verify
+        self._n = config.n
+        self._f = max_faulty(self._n)
+        self._quorum = quorum_size(self._n)
+        if MUTATION_QUORUM_2F in config.mutations:
+            self._quorum = max(1, 2 * self._f)
+        self._me = config.my_index
+        self._rules = ViewChangeRules(
+            chain_id=config.chain_id,
+            validators=config.validators,
+            verify=verify,
+            quorum=self._quorum,
+            checkpoint_interval=config.checkpoint_interval,
+            digest=self._digest,
+            skip_prepared=MUTATION_NEW_VIEW_SKIPS_PREPARED in config.mutations,
+        )
+        self._now = 0
+        self._executed = committed_height
+        self._delivered = committed_height
+        self._delivered_at_tick = 0
+        self._certificates: dict[int, CommitCertificate] = {}  # height -> certificate
+        self._counters: dict[str, int] = {}
+        self._out: list[Action] = []
+        self._dirty = False
+        self._future: dict[int, list[Message]] = {}  # sender -> messages for later
+        self._replaying = False
+        self._replay_requested = False
+        self._last_help_tick: dict[int, int] = {}
+        self._fetch_target = 0
+        self._fetch_peers: tuple[int, ...] = ()
+        self._last_fetch_tick = -config.fetch_retry_ticks
+        self._ticks_since_progress = 0
+        self._ticks_in_view_change = 0
+        self._failed_views = 0
+        self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest view change
+        self._new_view_message: NewView | None = None
+        self._own_checkpoint: Checkpoint | None = None
+        self._guard = SigningGuard(
+            persisted,
+            allow_second_prepare=MUTATION_ACCEPT_SECOND_PRE_PREPARE in config.mutations,
+        )
+        self._restore(persisted)
+        self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
+
+    def _restore(self, persisted: PersistedState | None) -> None:
+        self._view = 0
+        self._normal = True
+        self._floor = 1
+        self._last_commit: CommitCertificate | None = None
+        self._prepared: PreparedCertificate | None = None
+        self._prepared_payload: bytes | None = None
+        self._checkpoints = CheckpointTracker(self._config.watermark_window, None)
+        self._gc_height = 0
+        if persisted is None:
+            return
+        self._view = persisted.view
+        self._normal = not persisted.in_view_change
+        self._floor = persisted.view_floor_height
+        self._checkpoints = CheckpointTracker(
+            self._config.watermark_window, persisted.stable_checkpoint
+        )
+        self._gc_height = self._checkpoints.low
+        commit = persisted.last_commit
+        if commit is not None:
+            self._last_commit = commit
+            self._certificates[commit.height] = commit
+            if commit.height > self._delivered:
+                # Decided before the crash but not executed: fetch it (learned from a valid
+                # commit certificate, our own).
+                self._fetch_target = commit.height
+                self._fetch_peers = self._others(commit.signers())
+        prepared = persisted.prepared
+        if prepared is not None and prepared.height > self._delivered:
+            self._prepared = prepared
+            self._prepared_payload = persisted.prepared_payload
+        if not self._normal and self._me is not None:
+            self._view_changes[self._me] = self._make_view_change(self._view)
+
+    # ------------------------------------------------------------------------ public interface
+
+    def tick(self) -> list[Action]:
+        return self._run(self._on_tick)
+
+    def receive(self, msg: Message) -> list[Action]:
+        """Handle one message from the network. Never raises on bad remote input."""
+        return self._run(lambda: self._receive(msg, verified=False))
+
+    def propose(self, payload: bytes) -> list[Action]:
+        if not self.can_propose:
+            raise RuntimeError("propose() called while can_propose is False")
+        if len(payload) > self._config.max_payload_bytes:
+            raise ValueError(f"payload of {len(payload)} bytes exceeds max_payload_bytes")
+        return self._run(lambda: self._propose(payload))
+
+    def executed(
+        self, height: int, state_root: bytes, certificate: CommitCertificate | None = None
+    ) -> list[Action]:
+        """The node executed and stored block `height` (delivered by this replica, or fetched
+        by block sync). Pass the block's certificate for fetched blocks: it lets this replica
+        prove its height in view changes and help others catch up."""
+        return self._run(lambda: self._on_executed(height, state_root, certificate))
+
+    def suspect_censorship(self) -> list[Action]:
+        return self._run(self._on_censorship)
+
+    @property
+    def can_propose(self) -> bool:
+        slot = self._slot
+        return (
+            self._me is not None
+            and self._normal
+            and self._config.leader_of(self._view) == self._me
+            and slot.view == self._view
+            and slot.proposal is None
+            and slot.pending is None
+            and slot.decided is None
+            and slot.height == self._delivered + 1
+            and self._executed == self._delivered
+            and slot.height <= self._checkpoints.high
+            and self._guard.allows_fresh_proposal(self._view, slot.height)
+        )
+
+    @property
+    def view(self) -> int:
+        return self._view
+
+    @property
+    def leader(self) -> int:
+        return self._config.leader_of(self._view)
+
+    @property
+    def next_height(self) -> int:
+        return self._slot.height
+
+    @property
+    def delivered_height(self) -> int:
+        return self._delivered
+
+    @property
+    def executed_height(self) -> int:
+        return self._executed
+
+    @property
+    def quorum(self) -> int:
+        return self._quorum
+
+    def status(self) -> dict[str, object]:
+        slot = self._slot
+        stable = self._checkpoints.stable
+        return {
+            "view": self._view,
+            "leader": self.leader,
+            "mode": "normal" if self._normal else "view-change",
+            "next_height": slot.height,
+            "delivered_height": self._delivered,
+            "executed_height": self._executed,
+            "view_floor_height": self._floor,
+            "stable_checkpoint": 0 if stable is None else stable.height,
+            "low_watermark": self._checkpoints.low,
+            "high_watermark": self._checkpoints.high,
+            "gc_height": self._gc_height,
+            "prepared_height": 0 if self._prepared is None else self._prepared.height,
+            "fetch_target": self._fetch_target,
+            "timeout_ticks": self._timeout_ticks(),
+            "ticks_since_progress": self._ticks_since_progress,
+            "failed_views": self._failed_views,
+            "quorum": self._quorum,
+            "max_faulty": self._f,
+            "log": {
+                "slot_votes": slot.vote_count(),
+                "buffered_messages": sum(len(msgs) for msgs in self._future.values()),
+                "checkpoint_votes": self._checkpoints.vote_count(),
+                "view_changes": len(self._view_changes),
+                "certificates": len(self._certificates),
+                "help_timers": len(self._last_help_tick),
+            },
+            "counters": {key: self._counters[key] for key in sorted(self._counters)},
+        }
+
+    def log_bounds(self) -> dict[str, int]:
+        """Upper bounds of the log sizes in status()["log"] (the simulator checks them)."""
+        n = self._n
+        config = self._config
+        return {
+            "slot_votes": 2 * n,
+            "buffered_messages": n * config.max_buffered_per_sender,
+            "checkpoint_votes": n * (config.watermark_window // config.checkpoint_interval + 1),
+            "view_changes": n,
+            "certificates": config.certificate_cache_size,
+            "help_timers": n,
+        }
+
+    # ------------------------------------------------------------------------------- plumbing
+
+    def _run(self, handler: Callable[[], None]) -> list[Action]:
+        self._out = []
+        self._dirty = False
+        handler()
+        actions = self._out
+        self._out = []
+        if self._dirty:
+            persist = Persist(self._snapshot())
+            if MUTATION_PERSIST_AFTER_SEND in self._config.mutations:
+                actions.append(persist)
+            else:
+                actions.insert(0, persist)
+        return actions
+
+    def _snapshot(self) -> PersistedState:
+        return PersistedState(
+            view=self._view,
+            in_view_change=not self._normal,
+            view_floor_height=self._floor,
+            last_commit=self._last_commit,
+            prepared=self._prepared,
+            prepared_payload=self._prepared_payload,
+            stable_checkpoint=self._checkpoints.stable,
+            last_pre_prepare=self._guard.last_votes[PHASE_PRE_PREPARE],
+            last_prepare=self._guard.last_votes[PHASE_PREPARE],
+            last_commit_vote=self._guard.last_votes[PHASE_COMMIT],
+            last_view_change=self._guard.last_view_change,
+            last_new_view=self._guard.last_new_view,
+        )
+
+    # ---------------------------------------------------------------------------------- ticks
+
+    def _on_tick(self) -> None:
+        self._now += 1
+        if self._me is not None:
+            if self._normal:
+                self._ticks_since_progress += 1
+                if self._ticks_since_progress >= self._timeout_ticks():
+                    self._count("view_changes.timeout")
+                    self._start_view_change(self._view + 1)
+                    return
+            else:
+                self._ticks_in_view_change += 1
+                if (
+                    self._ticks_in_view_change >= self._timeout_ticks()
+                    and self._view_change_support(self._view) >= self._quorum
+                ):
+                    self._count("view_changes.escalated")
+                    self._start_view_change(self._view + 1)
+                    return
+            self._maybe_retransmit()
+        if (
+            self._delivered < self._fetch_target
+            and self._now - self._last_fetch_tick >= self._config.fetch_retry_ticks
+        ):
+            self._emit_fetch()
+
+    def _maybe_retransmit(self) -> None:
+        interval = self._config.retransmit_interval_ticks
+        if self._normal:
+            slot = self._slot
+            elapsed = self._now - slot.started_tick
+            if elapsed <= 0 or elapsed % interval != 0 or slot.decided is not None:
+                return
+            self._count("retransmissions")
+            me = self._me
+            if slot.proposal is not None and slot.proposal.sender == me:
+                self._broadcast(slot.proposal)
+            for votes in (slot.prepares, slot.commits):
+                mine = votes.get(me) if me is not None else None
+                if mine is not None:
+                    self._broadcast(mine)
+            self._retransmit_checkpoint()
+        elif self._ticks_in_view_change % interval == 0:
+            self._count("retransmissions")
+            self._refresh_own_view_change()
+            self._retransmit_checkpoint()
+
+    # ----------------------------------------------------------------------- message dispatch
+
+    def _receive(self, msg: Message, *, verified: bool) -> None:
+        if not isinstance(msg, MESSAGE_TYPES):
+            self._count("dropped.not_a_message")
+            return
+        sender = msg.sender
+        if not 0 <= sender < self._n:
+            self._report(sender, "non-validator", f"{type(msg).__name__} from index {sender}")
+            return
+        if sender == self._me:
+            self._count("dropped.own_message")
+            return
+        if not verified:
+            key = self._config.validators[sender]
+            if not self._verify(key, msg.signature, msg.signing_bytes(self._config.chain_id)):
+                self._report(sender, "bad-signature", f"{type(msg).__name__} signature invalid")
+                return
+        self._count(f"received.{type(msg).__name__}")
+        if isinstance(msg, PrePrepare):
+            self._on_pre_prepare(msg)
+        elif isinstance(msg, Prepare):
+            self._on_prepare(msg)
+        elif isinstance(msg, Commit):
+            self._on_commit(msg)
+        elif isinstance(msg, Checkpoint):
+            self._on_checkpoint(msg)
+        elif isinstance(msg, ViewChange):
+            self._on_view_change(msg)
+        elif isinstance(msg, NewView):
+            self._on_new_view(msg)
+        else:
+            self._on_commit_notice(msg)
+
+    def _is_current(self, msg: PrePrepare | Prepare | Commit) -> bool:
+        """True when msg is for the slot; buffers future messages and helps stale senders."""
+        if msg.view < self._view:
+            self._count("dropped.stale_view")
+            self._help(msg.sender, msg.height, msg.view)
+            return False
+        if msg.view > self._view or not self._normal:
+            self._buffer(msg)
+            return False
+        if msg.height < self._slot.height:
+            self._count("dropped.stale_height")
+            self._help(msg.sender, msg.height, msg.view)
+            return False
+        if msg.height > self._checkpoints.high and msg.height > self._delivered + 1:
+            self._count("dropped.above_high_watermark")
+            return False
+        if msg.height > self._slot.height:
+            self._buffer(msg)
+            return False
+        return True
+
+    # ---------------------------------------------------------------------------- normal case
+
+    def _propose(self, payload: bytes) -> None:
+        digest = self._digest(payload)
+        height = self._slot.height
+        signature = self._sign_vote(PHASE_PRE_PREPARE, self._view, height, digest)
+        if signature is None or self._me is None:
+            raise RuntimeError("the last-signed guard refused a proposal can_propose allowed")
+        last_commit = self._certificates.get(height - 1)
+        proposal = PrePrepare(self._view, height, digest, payload, last_commit, self._me, signature)
+        self._count("proposed")
+        self._broadcast(proposal)
+        self._accept_proposal(proposal)
+
+    def _on_pre_prepare(self, msg: PrePrepare) -> None:
+        if msg.sender != self._config.leader_of(msg.view):
+            self._report(msg.sender, "wrong-leader", f"pre-prepare for view {msg.view}")
+            return
+        last_commit = msg.last_commit
+        if (
+            last_commit is not None
+            and last_commit.height >= self._slot.height
+            and not self._learn_from_certificate(last_commit, msg.sender)
+        ):
+            return
+        if not self._is_current(msg):
+            return
+        slot = self._slot
+        if self._digest(msg.payload) != msg.digest:
+            self._report(msg.sender, "bad-digest", f"pre-prepare {msg.view}/{msg.height}")
+            return
+        existing = slot.proposal or slot.pending
+        if existing is not None:
+            if existing.digest == msg.digest:
+                self._count("dropped.duplicate")
+                return
+            self._report(msg.sender, "equivocation", f"two pre-prepares {msg.view}/{msg.height}")
+            if MUTATION_ACCEPT_SECOND_PRE_PREPARE not in self._config.mutations:
+                return
+        if slot.rejected_digest == msg.digest:
+            return
+        if self._executed < msg.height - 1:
+            slot.pending = msg  # validated once height - 1 is executed
+            return
+        self._consider_proposal(msg)
+
+    def _consider_proposal(self, msg: PrePrepare) -> None:
+        if not self._app.validate(msg.height, msg.payload):
+            self._slot.rejected_digest = msg.digest
+            self._report(msg.sender, "invalid-proposal", f"block {msg.height} refused by the app")
+            return
+        self._accept_proposal(msg)
+
+    def _accept_proposal(self, msg: PrePrepare) -> None:
+        """Take `msg` as the slot's proposal and prepare it (validated or carried by a new
+        view's prepared certificate)."""
+        slot = self._slot
+        slot.pending = None
+        if self._me is not None:
+            signature = self._sign_vote(PHASE_PREPARE, msg.view, msg.height, msg.digest)
+            if signature is None:
+                self._report(
+                    msg.sender, "equivocation", f"conflicts with a signed prepare {msg.height}"
+                )
+                return
+            slot.proposal = msg
+            prepare = Prepare(msg.view, msg.height, msg.digest, self._me, signature)
+            slot.prepares[self._me] = prepare
+            self._broadcast(prepare)
+        else:
+            slot.proposal = msg
+        self._check_prepared()
+
+    def _on_prepare(self, msg: Prepare) -> None:
+        if not self._is_current(msg):
+            return
+        slot = self._slot
+        previous = slot.prepares.get(msg.sender)
+        if previous is not None:
+            if previous.digest != msg.digest:
+                self._report(msg.sender, "equivocation", f"two prepares {msg.view}/{msg.height}")
+            return
+        slot.prepares[msg.sender] = msg
+        self._check_prepared()
+
+    def _on_commit(self, msg: Commit) -> None:
+        if not self._is_current(msg):
+            return
+        slot = self._slot
+        previous = slot.commits.get(msg.sender)
+        if previous is not None:
+            if previous.digest != msg.digest:
+                self._report(msg.sender, "equivocation", f"two commits {msg.view}/{msg.height}")
+            return
+        slot.commits[msg.sender] = msg
+        self._check_committed()
+
+    def _check_prepared(self) -> None:
+        slot = self._slot
+        proposal = slot.proposal
+        if proposal is None or slot.prepared:
+            return
+        signatures = slot.prepare_signatures(proposal.digest)
+        if len(signatures) < self._quorum:
+            return
+        slot.prepared = True
+        if self._me is not None:
+            self._prepared = PreparedCertificate(
+                slot.height, slot.view, proposal.digest, signatures
+            )
+            self._prepared_payload = proposal.payload
+            signature = self._sign_vote(PHASE_COMMIT, slot.view, slot.height, proposal.digest)
+            if signature is not None:
+                self._dirty = True  # the prepared certificate must be durable before the commit
+                commit = Commit(slot.view, slot.height, proposal.digest, self._me, signature)
+                slot.commits[self._me] = commit
+                self._broadcast(commit)
+        self._check_committed()
+
+    def _check_committed(self) -> None:
+        slot = self._slot
+        if slot.decided is not None:
+            return
+        for digest in slot.commit_digests():
+            signatures = slot.commit_signatures(digest)
+            if len(signatures) >= self._quorum:
+                certificate = CommitCertificate(slot.height, slot.view, digest, signatures)
+                self._remember_certificate(certificate)
+                slot.decided = certificate
+                self._try_deliver()
+                return
+
+    def _payload_for(self, height: int, digest: bytes) -> bytes | None:
+        slot = self._slot
+        for proposal in (slot.proposal, slot.pending):
+            if proposal is not None and proposal.height == height and proposal.digest == digest:
+                return proposal.payload
+        prepared = self._prepared
+        if prepared is not None and prepared.height == height and prepared.digest == digest:
+            return self._prepared_payload
+        return None
+
+    def _try_deliver(self) -> None:
+        slot = self._slot
+        certificate = slot.decided
+        if certificate is None:
+            return
+        if self._delivered < slot.height - 1:
+            self._learn_committed(slot.height, certificate.signers())
+            return
+        payload = self._payload_for(certificate.height, certificate.digest)
+        if payload is None:
+            self._learn_committed(slot.height, certificate.signers())
+            return
+        self._out.append(Deliver(certificate.height, payload, certificate))
+        self._count("delivered")
+        self._delivered = certificate.height
+        self._delivered_at_tick = self._now
+        self._last_commit = certificate
+        self._on_progress()
+        if self._prepared is not None and self._prepared.height <= self._delivered:
+            self._prepared = None
+            self._prepared_payload = None
+        self._reset_slot()
+
+    def _reset_slot(self) -> None:
+        height = max(self._delivered + 1, self._floor)
+        slot = self._slot
+        if slot.height == height and slot.view == self._view:
+            return
+        self._slot = Slot(height, self._view, self._now)
+        self._replay_future()
+
+    def _on_executed(
+        self, height: int, state_root: bytes, certificate: CommitCertificate | None
+    ) -> None:
+        if height <= self._executed:
+            return
+        if height != self._executed + 1:
+            raise ValueError(f"executed({height}) after {self._executed}: heights must be in order")
+        if len(state_root) != DIGEST_BYTES:
+            raise ValueError(f"state_root must be {DIGEST_BYTES} bytes")
+        if certificate is not None:
+            if certificate.height != height:
+                raise ValueError("the certificate passed to executed() is for another height")
+            self._remember_certificate(certificate)
+        self._executed = height
+        if height > self._delivered:
+            self._count("fetched")
+            self._delivered = height
+            self._delivered_at_tick = self._now
+            self._on_progress()
+            if certificate is not None:
+                self._last_commit = certificate
+            if self._prepared is not None and self._prepared.height <= height:
+                self._prepared = None
+                self._prepared_payload = None
+        if height % self._config.checkpoint_interval == 0:
+            self._send_checkpoint(height, state_root)
+        self._reset_slot()
+        slot = self._slot
+        pending = slot.pending
+        if pending is not None and self._normal and self._executed == slot.height - 1:
+            slot.pending = None
+            self._consider_proposal(pending)
+        self._try_deliver()

@@ -1,0 +1,136 @@
+"""State and plumbing shared by the parts of the Replica (replica.py, replica_view.py,
+replica_sync.py). The parts are mixins of one object; this base declares what they share."""
+
+from __future__ import annotations
+
+from consensus.actions import Action, Broadcast, Misbehaviour, Send
+from consensus.certificates import CommitCertificate, PreparedCertificate, vote_signing_bytes
+from consensus.checkpoints import CheckpointTracker
+from consensus.config import DIGEST_BYTES, App, ReplicaConfig, Signer, Verifier
+from consensus.guard import SigningGuard
+from consensus.messages import Checkpoint, Message, NewView, PrePrepare, ViewChange
+from consensus.slot import Slot
+from consensus.viewchange import ViewChangeRules
+
+_MAX_TIMEOUT_DOUBLINGS = 30
+
+
+class ReplicaBase:
+    # Every field is set by Replica.__init__.
+    _config: ReplicaConfig
+    _app: App
+    _sign: Signer
+    _verify: Verifier
+    _me: int | None
+    _n: int
+    _f: int
+    _quorum: int
+    _rules: ViewChangeRules
+    _guard: SigningGuard
+    _now: int
+    # Chain progress: delivered >= executed; both only grow.
+    _executed: int
+    _delivered: int
+    _delivered_at_tick: int
+    _last_commit: CommitCertificate | None
+    _certificates: dict[int, CommitCertificate]
+    _prepared: PreparedCertificate | None
+    _prepared_payload: bytes | None
+    # View state.
+    _view: int
+    _normal: bool
+    _floor: int
+    _view_changes: dict[int, ViewChange]
+    _new_view_message: NewView | None
+    _failed_views: int
+    _ticks_since_progress: int
+    _ticks_in_view_change: int
+    _slot: Slot
+    # Checkpoints and garbage collection.
+    _checkpoints: CheckpointTracker
+    _gc_height: int
+    _own_checkpoint: Checkpoint | None
+    # Catching up and buffering.
+    _future: dict[int, list[Message]]
+    _replaying: bool
+    _replay_requested: bool
+    _last_help_tick: dict[int, int]
+    _fetch_target: int
+    _fetch_peers: tuple[int, ...]
+    _last_fetch_tick: int
+    # Output of the input being handled.
+    _out: list[Action]
+    _dirty: bool
+    _counters: dict[str, int]
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        self._counters[name] = self._counters.get(name, 0) + amount
+
+    def _report(self, validator: int, kind: str, detail: str) -> None:
+        self._count(f"evidence.{kind}")
+        self._out.append(Misbehaviour(validator, kind, detail))
+
+    def _broadcast(self, msg: Message) -> None:
+        if self._n > 1:
+            self._out.append(Broadcast(msg))
+
+    def _send(self, to: int, msg: Message) -> None:
+        self._out.append(Send(to, msg))
+
+    def _others(self, peers: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        return tuple(sorted({p for p in peers if p != self._me and 0 <= p < self._n}))
+
+    def _digest(self, payload: bytes) -> bytes:
+        digest = self._app.digest(payload)
+        if not isinstance(digest, bytes) or len(digest) != DIGEST_BYTES:
+            raise TypeError(f"App.digest must return {DIGEST_BYTES} bytes")
+        return digest
+
+    def _sign_vote(self, phase: str, view: int, height: int, digest: bytes) -> bytes | None:
+        """Sign a vote if the last-signed guard allows it; the record is persisted first."""
+        if self._me is None or not self._guard.allows_vote(phase, view, height, digest):
+            return None
+        if self._guard.record_vote(phase, view, height, digest):
+            self._dirty = True
+        return self._sign(vote_signing_bytes(self._config.chain_id, phase, view, height, digest))
+
+    def _timeout_ticks(self) -> int:
+        doublings = min(self._failed_views, _MAX_TIMEOUT_DOUBLINGS)
+        base = self._config.view_timeout_ticks << doublings
+        return min(base, self._config.max_view_timeout_ticks)
+
+    def _on_progress(self) -> None:
+        self._ticks_since_progress = 0
+        self._failed_views = 0
+
+    def _highest_certificate(self) -> CommitCertificate | None:
+        if not self._certificates:
+            return None
+        return self._certificates[max(self._certificates)]
+
+    def _remember_certificate(self, certificate: CommitCertificate) -> None:
+        self._certificates[certificate.height] = certificate
+        while len(self._certificates) > self._config.certificate_cache_size:
+            del self._certificates[min(self._certificates)]
+
+    # Implemented by the parts (declared for the type checker).
+    def _receive(self, msg: Message, *, verified: bool) -> None:
+        raise NotImplementedError
+
+    def _accept_proposal(self, msg: PrePrepare) -> None:
+        raise NotImplementedError
+
+    def _try_deliver(self) -> None:
+        raise NotImplementedError
+
+    def _help(self, sender: int, height: int, view: int) -> None:
+        raise NotImplementedError
+
+    def _replay_future(self) -> None:
+        raise NotImplementedError
+
+    def _learn_committed(self, height: int, peers: tuple[int, ...] | list[int]) -> None:
+        raise NotImplementedError
+
+    def _learn_from_certificate(self, certificate: CommitCertificate, source: int) -> bool:
+        raise NotImplementedError
