@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import trio
@@ -158,6 +159,7 @@ class PeerManager:
         self._client_context = make_client_context(
             cert_pem, key_pem, pinned, cert_path=cert_path, key_path=key_path
         )
+        self.allowed_certificates: Mapping[bytes, bytes] = MappingProxyType(dict(allowed))
         self._allowed = frozenset(peer for peer in allowed if peer != node_id)
         self._dial = {peer: address for peer, address in dial.items() if peer != node_id}
         self._peers: dict[bytes, _PeerState] = {
@@ -490,9 +492,7 @@ class PeerManager:
             await trio.aclose_forcefully(stream)
 
 
-def keep_new_link(
-    *, own_id: bytes, peer: bytes, existing_dialer: bytes, new_dialer: bytes
-) -> bool:
+def keep_new_link(*, own_id: bytes, peer: bytes, existing_dialer: bytes, new_dialer: bytes) -> bool:
     """Whether a new link to peer replaces the existing one. Both ends decide alike.
 
     Links dialled by different nodes: the one dialled by the lower node id is kept (both

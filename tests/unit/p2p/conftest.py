@@ -8,6 +8,7 @@ test's own nursery, so a cancelled test leaves no socket behind.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 import trio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from p2p.framing import FrameDecoder, encode_frame
@@ -176,6 +179,55 @@ async def raw_tls_peer(
         await trio.aclose_forcefully(stream)
 
 
+@asynccontextmanager
+async def linked_raw_peer(
+    me: Identity, server: Identity, manager: PeerManager
+) -> AsyncIterator[RawPeer]:
+    """A RawPeer that completed TLS and the hello exchange with manager, now linked."""
+    async with raw_tls_peer(me, manager.listen_port, [server.cert_pem]) as peer:
+        hello = await peer.receive_frame()
+        if not (isinstance(hello, dict) and hello.get("t") == "hello"):
+            raise AssertionError(f"expected the server's hello, got {hello!r}")
+        await peer.send_hello()
+        await wait_until(lambda: me.node_id in manager.connected_peers())
+        yield peer
+
+
+def forged_certificate(victim: Identity, attacker_key: Ed25519PrivateKey) -> bytes:
+    """A copy of the victim's certificate (same subject, issuer, serial, dates and
+    extensions) that carries, and is signed by, the attacker's key."""
+    original = x509.load_pem_x509_certificate(victim.cert_pem)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(original.subject)
+        .issuer_name(original.issuer)
+        .public_key(attacker_key.public_key())
+        .serial_number(original.serial_number)
+        .not_valid_before(original.not_valid_before_utc)
+        .not_valid_after(original.not_valid_after_utc)
+    )
+    for extension in original.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(attacker_key, None).public_bytes(serialization.Encoding.PEM)
+
+
+def forger_of(victim: Identity) -> Identity:
+    """An identity that presents a forged copy of victim's certificate with its own key."""
+    attacker_key = Ed25519PrivateKey.generate()
+    return Identity(
+        name=f"forger-of-{victim.name}",
+        private_key=attacker_key,
+        node_id=victim.node_id,
+        cert_pem=forged_certificate(victim, attacker_key),
+        key_pem=private_key_pem(attacker_key),
+    )
+
+
+def frame_of_payload(payload: bytes) -> bytes:
+    """A length prefix and raw payload bytes, whatever they are (for hostile frames)."""
+    return struct.pack(">I", len(payload)) + payload
+
+
 async def reserve_ports(count: int) -> list[int]:
     """Ports that were free a moment ago (bound then released), for tests that must know
     every address before any manager starts. Loopback only, so the race is with this
@@ -209,6 +261,10 @@ class P2PKit:
     receive_from = staticmethod(receive_from)
     raw_tls_peer = staticmethod(raw_tls_peer)
     reserve_ports = staticmethod(reserve_ports)
+    linked_raw_peer = staticmethod(linked_raw_peer)
+    forged_certificate = staticmethod(forged_certificate)
+    forger_of = staticmethod(forger_of)
+    frame_of_payload = staticmethod(frame_of_payload)
 
 
 @pytest.fixture

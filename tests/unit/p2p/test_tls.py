@@ -11,38 +11,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from p2p.identity import private_key_pem
 
 if TYPE_CHECKING:
-    from conftest import Identity, P2PKit
+    from conftest import P2PKit
 from p2p.tls import (
     is_certificate_rejection,
     make_client_context,
     make_server_context,
     peer_node_id,
 )
-
-
-def forged_certificate(victim: Identity, attacker_key: Ed25519PrivateKey) -> bytes:
-    """A copy of the victim's certificate (same subject, issuer, serial, dates and
-    extensions) carrying and signed by the attacker's key."""
-    original = x509.load_pem_x509_certificate(victim.cert_pem)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(original.subject)
-        .issuer_name(original.issuer)
-        .public_key(attacker_key.public_key())
-        .serial_number(original.serial_number)
-        .not_valid_before(original.not_valid_before_utc)
-        .not_valid_after(original.not_valid_after_utc)
-    )
-    for extension in original.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    return builder.sign(attacker_key, None).public_bytes(serialization.Encoding.PEM)
 
 
 def test_contexts_are_tls13_mutual_and_pinned(kit: P2PKit) -> None:
@@ -162,7 +142,7 @@ async def test_unpinned_client_is_refused_and_learns_it_on_first_read(kit: P2PKi
 async def test_forged_copy_of_a_pinned_certificate_is_refused(kit: P2PKit) -> None:
     server, victim = kit.identity("server"), kit.identity("victim")
     attacker_key = Ed25519PrivateKey.generate()
-    forged = forged_certificate(victim, attacker_key)
+    forged = kit.forged_certificate(victim, attacker_key)
     server_saw, client_saw = await _handshake_pair(
         kit,
         make_server_context(server.cert_pem, server.key_pem, [server.cert_pem, victim.cert_pem]),
