@@ -146,13 +146,20 @@ class Link:
         return True
 
     async def enqueue_waiting(self, frame: bytes) -> bool:
-        """Queue a frame, waiting for room; False if the link closes first."""
+        """Queue a frame, waiting for room; False if the link closes first.
+
+        Always a trio checkpoint (cancellable, schedules), like trio's own channel send.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.enqueue(frame):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return True
         while not self.closed:  # each pass waits for the writer to free room or the close
-            if self.enqueue(frame):
-                return True
             if self._has_space.is_set():
                 self._has_space = trio.Event()
             await self._has_space.wait()
+            if self.enqueue(frame):
+                return True
         return False
 
     def take_queue_from(self, older: Link) -> None:

@@ -214,7 +214,9 @@ class PeerManager:
         if state is None:
             raise KeyError(f"{peer.hex()[:16]} is not an allowed peer")
         link = state.link
-        if link is not None and await link.enqueue_waiting(frame):
+        if link is None:
+            await trio.lowlevel.checkpoint()
+        elif await link.enqueue_waiting(frame):
             return True
         state.traffic.no_link_drops += 1
         self.counters["no_link_drops"] += 1

@@ -1,0 +1,152 @@
+"""Throughput of one loopback TLS 1.3 link between two PeerManagers.
+
+    .venv/bin/python -m p2p.bench_link            # a table of frames/s and MB/s per size
+    .venv/bin/python -m p2p.bench_link --quick    # smaller runs
+
+The sender queues as fast as the link takes frames (send_nowait until the queue is full,
+then one waiting send); the receiver drains its inbox. Time runs from the first send to
+the last message received. "MB/s" counts frame bytes on the wire before TLS overhead
+(1 MB = 10**6 bytes); "frames/write" is how many frames the writer coalesced per socket
+write. Numbers depend on the machine; this is a measurement, never a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from p2p.identity import make_certificate, node_id_of, private_key_pem
+from p2p.peers import PeerManager
+
+HOST = "127.0.0.1"
+CHAIN_ID = "bench"
+# (payload bytes, messages) pairs: each run moves a few tens of MB at most.
+SIZES = [(64, 200_000), (1024, 100_000), (16 * 1024, 20_000), (256 * 1024, 1_000), (1 << 20, 250)]
+RUN_TIMEOUT_S = 120
+
+
+@dataclass
+class Result:
+    payload_bytes: int
+    messages: int
+    seconds: float
+    wire_bytes: int
+    socket_writes: int
+    batched: bool
+
+    def row(self) -> str:
+        rate = self.messages / self.seconds
+        megabytes = self.wire_bytes / self.seconds / 1e6
+        per_write = self.messages / max(self.socket_writes, 1)
+        mode = "on " if self.batched else "off"
+        return (
+            f"{self.payload_bytes:>9} {mode} {self.messages:>8} {self.seconds:>7.2f} "
+            f"{rate:>11.0f} {megabytes:>8.1f} {per_write:>12.1f}"
+        )
+
+
+def _manager(
+    key: Ed25519PrivateKey,
+    name: str,
+    allowed: dict[bytes, bytes],
+    dial: dict[bytes, tuple[str, int]],
+    batched: bool,
+) -> PeerManager:
+    return PeerManager(
+        node_id=node_id_of(key),
+        cert_pem=make_certificate(key, name),
+        key_pem=private_key_pem(key),
+        listen_host=HOST,
+        listen_port=0,
+        chain_id=CHAIN_ID,
+        allowed=allowed,
+        dial=dial,
+        # 1 byte means "never put two frames in one write": the unbatched baseline.
+        write_batch_bytes=256 * 1024 if batched else 1,
+        max_frame_bytes=2 << 20,
+    )
+
+
+async def _run_one(payload_bytes: int, messages: int, batched: bool) -> Result:
+    sender_key, receiver_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    allowed = {
+        node_id_of(sender_key): make_certificate(sender_key, "sender"),
+        node_id_of(receiver_key): make_certificate(receiver_key, "receiver"),
+    }
+    receiver = _manager(receiver_key, "receiver", allowed, {}, batched)
+    payload = b"x" * payload_bytes
+    with trio.fail_after(RUN_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(receiver.run)
+            sender = _manager(
+                sender_key,
+                "sender",
+                allowed,
+                {receiver.node_id: (HOST, receiver.listen_port)},
+                batched,
+            )
+            await nursery.start(sender.run)
+            while receiver.node_id not in sender.connected_peers():
+                await trio.sleep(0.01)
+            before = sender.statistics()["peers"][receiver.node_id.hex()]
+            done = trio.Event()
+            started = trio.current_time()
+
+            async def drain() -> None:
+                for _ in range(messages):
+                    await receiver.inbox.receive()
+                done.set()
+
+            nursery.start_soon(drain)
+            for i in range(messages):
+                message = {"t": "bench", "i": i, "p": payload}
+                # Fast path first; when the queue is full, wait for room.
+                queued = sender.send_nowait(receiver.node_id, message) or await sender.send(
+                    receiver.node_id, message
+                )
+                if not queued:
+                    raise RuntimeError("link lost during the benchmark")
+            await done.wait()
+            elapsed = trio.current_time() - started
+            after = sender.statistics()["peers"][receiver.node_id.hex()]
+            nursery.cancel_scope.cancel()
+    return Result(
+        payload_bytes=payload_bytes,
+        messages=messages,
+        seconds=elapsed,
+        wire_bytes=after["bytes_out"] - before["bytes_out"],
+        socket_writes=after["socket_writes"] - before["socket_writes"],
+        batched=batched,
+    )
+
+
+async def _main(quick: bool, compare: bool) -> None:
+    print(
+        f"{'payload':>9} bat {'messages':>8} {'seconds':>7} {'frames/s':>11} "
+        f"{'MB/s':>8} {'frames/write':>12}"
+    )
+    for payload_bytes, messages in SIZES:
+        count = max(messages // 10, 50) if quick else messages
+        for batched in (True, False) if compare else (True,):
+            print((await _run_one(payload_bytes, count, batched)).row(), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a tenth of the messages")
+    parser.add_argument(
+        "--compare", action="store_true", help="also run each size with write batching off"
+    )
+    args = parser.parse_args(argv)
+    trio.run(_main, args.quick, args.compare)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
