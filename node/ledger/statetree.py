@@ -125,6 +125,12 @@ def _prefix_of_record(record: bytes) -> int:
     return int.from_bytes(prefix, "big") << (8 * (HASH_LEN - len(prefix)))
 
 
+def _prefix_bytes(key_int: int, split: int) -> bytes:
+    """The first `split` bits of key_int as stored in a branch record (zero-padded bytes)."""
+    kept = (key_int >> (KEY_BITS - split)) << (KEY_BITS - split) if split else 0
+    return kept.to_bytes(HASH_LEN, "big")[: (split + 7) // 8]
+
+
 def _fold(node_hash: bytes, split: int, depth: int, prefix: int) -> bytes:
     """The hash at `depth` of a branch whose own hash (at depth `split`) is node_hash."""
     h = node_hash
@@ -465,11 +471,11 @@ class _Batch:
     ) -> _Sub | None:
         keys, vhs = self.keys, self.vhs
         split = record[1]
-        prefix = _prefix_of_record(record)
         match_lo, match_hi = lo, hi
         # When split == depth every change here is under the branch's prefix already (the
         # common case in a random tree); otherwise some may leave it on the way down.
         if split != depth:
+            prefix = _prefix_of_record(record)
             match_lo = bisect_left(keys, prefix, lo, hi)
             match_hi = bisect_left(keys, prefix + (1 << (KEY_BITS - split)), match_lo, hi)
             # Deletes outside the prefix are of absent keys (no-ops); inserts there make a
@@ -486,9 +492,11 @@ class _Batch:
                     break
             if diverge < KEY_BITS:
                 return self.split_above(sub, record, depth, diverge, prefix, lo, hi)
-            if match_lo == match_hi:
-                return self.at(sub, depth)
-        mid = bisect_left(keys, prefix | (1 << (KEY_BITS - 1 - split)), match_lo, match_hi)
+        if match_lo == match_hi:
+            return self.at(sub, depth)
+        # The first key at or past the branch's right half: its prefix, then a 1 at split.
+        shift = KEY_BITS - 1 - split
+        mid = bisect_left(keys, ((keys[match_lo] >> shift) | 1) << shift, match_lo, match_hi)
         old_left, old_right = record[2:42], record[42:82]
         left_sub: _Sub = (old_left[_VERSION_LEN:], old_left, None, split + 1)
         right_sub: _Sub = (old_right[_VERSION_LEN:], old_right, None, split + 1)
@@ -501,7 +509,7 @@ class _Batch:
             and new_right[1] == old_right
         ):
             return self.at(sub, depth)
-        return self.join(depth, split, prefix, new_left, new_right)
+        return self.join(depth, split, record[_BRANCH_FIXED_LEN:], new_left, new_right)
 
     def split_above(
         self, sub: _Sub, record: bytes, depth: int, diverge: int, prefix: int, lo: int, hi: int
@@ -516,9 +524,10 @@ class _Batch:
         new_hi = bisect_left(keys, base + (1 - side) * half + half, new_lo, hi)
         own_side = self.apply_to_branch(sub, record, diverge + 1, own_lo, own_hi)
         new_side = self.build_inserts(diverge + 1, new_lo, new_hi)
+        base_bytes = _prefix_bytes(base, diverge)
         if side:
-            return self.join(depth, diverge, base, new_side, own_side)
-        return self.join(depth, diverge, base, own_side, new_side)
+            return self.join(depth, diverge, base_bytes, new_side, own_side)
+        return self.join(depth, diverge, base_bytes, own_side, new_side)
 
     def build_inserts(self, depth: int, lo: int, hi: int) -> _Sub | None:
         """A fresh subtree from the inserts in changes[lo:hi] (deletes there are no-ops)."""
@@ -547,7 +556,7 @@ class _Batch:
         mid = bisect_left(keys, ((first >> shift) | 1) << shift, lo, hi)
         left = self.build(split + 1, keys, vhs, lo, mid)
         right = self.build(split + 1, keys, vhs, mid, hi)
-        return self.join(depth, split, (first >> (shift + 1)) << (shift + 1), left, right)
+        return self.join(depth, split, _prefix_bytes(first, split), left, right)
 
     def new_leaf(self, kh: bytes, vh: bytes) -> _Sub:
         record = _LEAF_PREFIX + kh + vh
@@ -560,9 +569,10 @@ class _Batch:
         return (h, ref, record, -1)
 
     def join(
-        self, depth: int, split: int, prefix: int, left: _Sub | None, right: _Sub | None
+        self, depth: int, split: int, prefix: bytes, left: _Sub | None, right: _Sub | None
     ) -> _Sub | None:
-        """The subtree at depth whose keys separate at `split` into left and right."""
+        """The subtree at depth whose keys share `prefix` (split bits, as stored) and
+        separate at level `split` into left and right."""
         if left is None:
             return None if right is None else self.at(right, depth)
         if right is None:
@@ -572,11 +582,10 @@ class _Batch:
             left = self.at(left, child_depth)
         if right[3] != child_depth and right[3] != -1:
             right = self.at(right, child_depth)
-        prefix_bytes = prefix.to_bytes(HASH_LEN, "big")[: (split + 7) // 8]
-        record = b"\x01" + bytes((split,)) + left[1] + right[1] + prefix_bytes
+        record = b"\x01" + bytes((split,)) + left[1] + right[1] + prefix
         h = sha256(_INTERNAL_PREFIX + left[0] + right[0]).digest()
         if split != depth:
-            h = _fold(h, split, depth, prefix)
+            h = _fold(h, split, depth, _prefix_of_record(record))
         self.hashes += 1 + split - depth
         ref = self.version + h
         self.writes[ref] = record

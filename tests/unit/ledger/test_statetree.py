@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +414,27 @@ def test_inserts_above_and_between_existing_branches(store: Store) -> None:
         for kh in [*model, kh_from_bits("1" * 160 + "0"), kh_from_bits("01")]:
             proof = store.prove_hashed(root, kh)
             assert verify_state_proof_by_hash(root, kh, model.get(kh), proof)
+
+
+def test_a_comb_of_256_branches_one_per_level(store: Store) -> None:
+    # Key i has i zero bits then a one: the tree has a branch at every depth 0..255 and the
+    # all-zero key sits at depth 256, the deepest path the recursion can ever take.
+    comb = {kh_from_bits("0" * i + "1"): H(bytes([i])) for i in range(256)}
+    deepest = bytes(32)
+    pairs = {**comb, deepest: H(b"bottom")}
+    # In a worker thread, as the store runs it (trio.to_thread): the recursion fits there.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        root = pool.submit(store.update_hashed, EMPTY_ROOT, pairs).result(timeout=60)
+    assert root == reference_root(pairs)
+    proof = store.prove_hashed(root, deepest)
+    assert len(proof.siblings) == 256 and ZERO not in proof.siblings
+    assert verify_state_proof_by_hash(root, deepest, H(b"bottom"), proof)
+    # Remove every other tooth in one batch, then the rest: each step matches the oracle.
+    odd = {kh: None for i, kh in enumerate(comb) if i % 2}
+    root = store.update_hashed(root, odd)
+    remaining = {kh: vh for kh, vh in pairs.items() if kh not in odd}
+    assert root == reference_root(remaining)
+    assert store.update_hashed(root, dict.fromkeys(remaining)) == EMPTY_ROOT
 
 
 # --- the model test -------------------------------------------------------------------------
