@@ -76,7 +76,6 @@ EMPTY_ROOT = bytes(HASH_LEN)
 ZERO = EMPTY_ROOT
 
 _LEAF_TAG = 0
-_BRANCH_TAG = 1
 _LEAF_PREFIX = b"\x00"
 _INTERNAL_PREFIX = b"\x01"
 _VERSION_KEY = b"\x00version"
@@ -145,11 +144,11 @@ def _fold(node_hash: bytes, split: int, depth: int, prefix: int) -> bytes:
 def _check_record(record: bytes | None, ref: bytes) -> bytes:
     if record is None:
         raise CorruptStateTreeError(f"state node {ref.hex()} is missing")
-    if record[:1] == b"\x00" and len(record) == _LEAF_RECORD_LEN:
+    if len(record) == _LEAF_RECORD_LEN and record[0] == _LEAF_TAG:
         return record
     if (
-        record[:1] == b"\x01"
-        and len(record) > 1
+        len(record) > 1
+        and record[0] == 1
         and len(record) == _BRANCH_FIXED_LEN + (record[1] + 7) // 8
     ):
         return record
