@@ -278,7 +278,8 @@ class StateTree:
     """The state tree over one LMDB sub-database; holds no state between calls.
 
     Every method takes the caller's LMDB transaction (a write transaction for update), so
-    the tree's nodes commit or abort together with the block that produced them.
+    the tree's nodes commit or abort together with the block that produced them. The
+    sub-database must hold nothing but this tree: update appends past its last key.
     """
 
     def __init__(self, nodes_db: Any) -> None:
