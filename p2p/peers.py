@@ -188,7 +188,7 @@ class PeerManager:
         if state is None:
             raise KeyError(f"{peer.hex()[:16]} is not an allowed peer")
         link = state.link
-        if link is None:
+        if link is None or link.closed:
             state.traffic.no_link_drops += 1
             self.counters["no_link_drops"] += 1
             return False
@@ -369,6 +369,11 @@ class PeerManager:
                 )
             except HandshakeFailed as exc:
                 reason, detail = exc.reason, exc.detail
+            except Exception as exc:
+                # A bug on this path must not let a remote peer stop the manager: count
+                # it, log it loudly, drop this connection only.
+                log.exception("internal error during a handshake")
+                reason, detail = "internal_error", repr(exc)
         if scope.cancelled_caught:
             reason, detail = "handshake_timeout", f"{self._handshake_timeout_s}s"
         if done is not None and not reason:
