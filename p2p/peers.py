@@ -458,10 +458,14 @@ class PeerManager:
                 failures = 0  # it was a healthy link: reconnect promptly
             else:
                 failures = min(failures + 1, _MAX_BACKOFF_EXPONENT)
-            # "Full jitter" (AWS architecture blog): uniform in [0, capped exponential], so
-            # that nodes restarted together do not dial in lockstep.
-            ceiling_s = min(self._backoff_max_s, self._backoff_initial_s * 2**failures)
-            await trio.sleep(self._rng.uniform(0, ceiling_s))
+            await trio.sleep(
+                backoff_delay_s(
+                    failures,
+                    initial_s=self._backoff_initial_s,
+                    max_s=self._backoff_max_s,
+                    rng=self._rng,
+                )
+            )
 
     async def _dial_once(self, peer: bytes, address: tuple[str, int]) -> float | None:
         """One connection attempt; returns the link's lifetime, or None if it never came up."""
@@ -497,6 +501,16 @@ class PeerManager:
             return await self._run_link(link)
         finally:
             await trio.aclose_forcefully(stream)
+
+
+def backoff_delay_s(failures: int, *, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Seconds to wait before the next dial: "full jitter" (AWS architecture blog),
+    uniform in [0, min(max_s, initial_s * 2**failures)], so that nodes restarted together
+    do not dial in lockstep."""
+    if failures < 0:
+        raise ValueError("failures must be >= 0")
+    ceiling_s = min(max_s, initial_s * 2 ** min(failures, _MAX_BACKOFF_EXPONENT))
+    return rng.uniform(0, ceiling_s)
 
 
 def keep_new_link(*, own_id: bytes, peer: bytes, existing_dialer: bytes, new_dialer: bytes) -> bool:

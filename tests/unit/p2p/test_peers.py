@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 
 from p2p.framing import FrameError, encode_frame
-from p2p.peers import GLOBAL_COUNTERS, PeerManager, keep_new_link
+from p2p.peers import GLOBAL_COUNTERS, PeerManager, backoff_delay_s, keep_new_link
 
 if TYPE_CHECKING:
     from conftest import P2PKit
@@ -305,3 +306,16 @@ def test_constructor_checks_identities_and_config(kit: P2PKit) -> None:
         kit.manager(a, [a, b], {}, ping_interval_ms=500, idle_timeout_ms=400)
     with pytest.raises(ValueError):
         kit.manager(a, [a, b], {}, backoff_initial_ms=100, backoff_max_ms=50)
+
+
+def test_backoff_is_jittered_below_a_capped_exponential() -> None:
+    rng = random.Random(7)
+    for failures in range(0, 40):
+        ceiling_s = min(5.0, 0.1 * 2**failures)
+        delays = [backoff_delay_s(failures, initial_s=0.1, max_s=5.0, rng=rng) for _ in range(200)]
+        assert all(0 <= delay <= ceiling_s for delay in delays)
+        # Full jitter spreads over the whole range, not around the ceiling.
+        assert min(delays) < ceiling_s * 0.1
+        assert max(delays) > ceiling_s * 0.9
+    with pytest.raises(ValueError):
+        backoff_delay_s(-1, initial_s=0.1, max_s=5.0, rng=rng)
