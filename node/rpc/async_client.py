@@ -213,7 +213,7 @@ class AsyncRpcClient:
         async with self._in_flight:
             self._pending.update(pending)
             try:
-                await self._send(encode_line(requests))
+                await self._send(encode_line(requests), raise_if_broken=False)
                 with trio.move_on_after(self.timeout_s):
                     for call in pending.values():
                         await call.done.wait()
@@ -264,7 +264,9 @@ class AsyncRpcClient:
         async with self._in_flight:
             self._pending[request_id] = call
             try:
-                await self._send(line)
+                # If the send fails, the reader still gets to report why (a node that
+                # refuses us writes an error line before it hangs up).
+                await self._send(line, raise_if_broken=False)
                 with trio.move_on_after(self.timeout_s):
                     await call.done.wait()
             finally:
@@ -280,7 +282,7 @@ class AsyncRpcClient:
             )
         return call.response
 
-    async def _send(self, line: bytes) -> None:
+    async def _send(self, line: bytes, *, raise_if_broken: bool = True) -> None:
         if self._broken is not None:
             raise self._broken
         if self._stream is None:
@@ -291,8 +293,14 @@ class AsyncRpcClient:
             with trio.CancelScope(shield=True), trio.move_on_after(self.timeout_s) as scope:
                 try:
                     await self._stream.send_all(line)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                    self._break(RpcTransportError(f"connection to the node lost: {error!r}"))
+                except trio.BrokenResourceError as error:
+                    # The reader will see the end of the stream (and any farewell error
+                    # line before it) and fail the pending calls accordingly.
+                    if raise_if_broken:
+                        raise RpcTransportError(f"connection to the node lost: {error!r}") from None
+                    return
+                except trio.ClosedResourceError:
+                    raise RpcTransportError("the client was closed") from None
             if scope.cancelled_caught:
                 self._break(RpcTimeoutError("the node did not accept a request in time"))
         if self._broken is not None:

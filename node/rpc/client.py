@@ -36,6 +36,7 @@ from node.rpc.client_common import (
 from node.rpc.protocol import LineBuffer, LineTooLongError
 
 DEFAULT_MAX_QUEUED_NOTIFICATIONS: Final = 1024
+_FAREWELL_READ_S: Final = 1.0
 
 
 class RpcClient:
@@ -200,7 +201,21 @@ class RpcClient:
             # Part of the line may be on the wire: the stream can no longer be trusted.
             self._fail(f"the node did not accept the request within {self.timeout_s:g} s")
         except OSError as error:
+            self._raise_farewell_error()
             self._fail(f"sending failed: {error}")
+
+    def _raise_farewell_error(self) -> None:
+        """A node that refuses us (busy, line too long) writes one error line and hangs up;
+        a send can fail before we read it. Raise that error if it is there."""
+        try:
+            line = self._read_line(time.monotonic() + _FAREWELL_READ_S)
+            message = parse_server_line(line)
+        except (RpcTransportError, OSError):
+            return
+        if isinstance(message, Response) and message.id is None and message.error is not None:
+            self._closed_because = message.error.message
+            self._socket.close()
+            raise message.error
 
     def _read_response(self, deadline: float) -> Response | list[Response]:
         """The next response to a current call; notifications read on the way are queued."""

@@ -153,6 +153,9 @@ class SubscriptionHub:
                 subscription._send.send_nowait(encoded)
             except trio.WouldBlock:
                 self._drop(subscription)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # Its connection is closing: the forwarder is gone, cleanup is under way.
+                self._remove(subscription)
             else:
                 delivered += 1
         self.delivered_total += delivered
