@@ -190,6 +190,14 @@ class AsyncRpcClient:
                 await trio.aclose_forcefully(self._stream)
         return bool(suppressed)
 
+    async def aclose(self) -> None:
+        """Close the connection now: pending calls and subscriptions fail with
+        RpcTransportError. The `async with` block still has to end as usual."""
+        self._break(RpcTransportError("the client was closed"))
+        if self._stream is not None:
+            self._stream.socket.close()  # wakes the reader with ClosedResourceError
+        await trio.lowlevel.checkpoint()
+
     async def call(self, method: str, params: object = None) -> object:
         """Call `method`; returns the result or raises RpcCallError / RpcTransportError."""
         response = await self._call(method, params)

@@ -152,7 +152,7 @@ def parse_json_line(line: bytes, *, max_depth: int) -> object:
     except JsonParseError:
         raise
     except json.JSONDecodeError as error:
-        raise JsonParseError(f"invalid JSON: {error.msg} at byte {error.pos}") from None
+        raise JsonParseError(f"invalid JSON: {error.msg} at character {error.pos}") from None
     except RecursionError:  # unreachable after the depth check; kept as a second fence
         raise JsonParseError(f"JSON nested deeper than {max_depth} levels") from None
     except ValueError as error:  # e.g. an integer over Python's 4300-digit limit

@@ -210,8 +210,8 @@ class RpcServer:
         """Listen until cancelled; the socket file is removed on the way out."""
         if self._running:
             raise RuntimeError("RpcServer.run is already running")
-        self._running = True
         raw_listener, bound = bind_listening_socket(self._socket_path)
+        self._running = True
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(raw_listener))
         try:
             logger.info("control socket listening on %s", self._socket_path)

@@ -258,6 +258,17 @@ async def test_async_pending_calls_fail_when_server_stops(
             await client.call("echo", [1])
 
 
+async def test_async_aclose_fails_pending_work(server, socket_path: Path) -> None:
+    async with AsyncRpcClient(socket_path, timeout_s=5) as client:
+        blocks = await client.subscribe("blocks")
+        await client.aclose()
+        assert not client.is_connected
+        with pytest.raises(RpcTransportError, match="closed"):
+            await client.call("echo", [1])
+        with pytest.raises(RpcTransportError, match="closed"):
+            await blocks.__anext__()
+
+
 async def test_async_no_node(short_dir: Path) -> None:
     with pytest.raises(NoNodeError, match="socket file missing"):
         async with AsyncRpcClient(short_dir / "missing.sock"):

@@ -110,6 +110,19 @@ async def test_live_server_is_not_displaced(socket_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_failed_start_can_be_retried(socket_path: Path) -> None:
+    socket_path.parent.mkdir(mode=0o700)
+    socket_path.write_text("in the way")
+    server = RpcServer(socket_path)
+    with pytest.raises(SocketPathError):
+        await server.run()
+    socket_path.unlink()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        assert stat.S_ISSOCK(os.lstat(socket_path).st_mode)
+        nursery.cancel_scope.cancel()
+
+
 async def test_run_twice_concurrently_is_refused(socket_path: Path) -> None:
     server = RpcServer(socket_path)
     async with trio.open_nursery() as nursery:
