@@ -165,7 +165,10 @@ class ConsensusDriver:
             committed = await self.chain.commit(payload, certificate)
             self.last_commit_ms = self.chain.clock_ms()
             self.last_block_txs = len(committed.block.txs)
-            await self._carry_out(self.replica.executed(height, committed.head.state_root))
+            cert = CommitCertificate.from_bytes(certificate)
+            await self._carry_out(
+                self.replica.executed(height, committed.head.state_root, certificate=cert)
+            )
             await self._maybe_propose()
             return True
 

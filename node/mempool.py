@@ -86,7 +86,8 @@ class Mempool:
         if tx.nonce > committed + self.nonce_window:
             raise E.TxInvalid(
                 E.FUTURE_NONCE,
-                f"nonce {tx.nonce} is too far ahead; accepted up to {committed + self.nonce_window}",
+                f"nonce {tx.nonce} is too far ahead; "
+                f"accepted up to {committed + self.nonce_window}",
             )
         pending = self._by_sender.get(tx.sender)
         if pending is not None and tx.nonce in pending:
@@ -131,26 +132,39 @@ class Mempool:
         return nonce
 
     def reap(self, max_txs: int, max_bytes: int) -> list[Transaction]:
-        """Transactions for the next block: per sender, consecutive nonces after the committed one."""
+        """Transactions for the next block, in arrival order, each sender's nonces consecutive.
+
+        A tx whose nonce arrived ahead of its predecessor waits (skipped) until the
+        predecessor is taken, then follows it at once.
+        """
         out: list[Transaction] = []
         size = 0
         expected: dict[bytes, int] = {}
-        for entry in list(self._by_id.values()):
-            if len(out) >= max_txs:
+        skipped: dict[bytes, set[int]] = {}
+        for entry in self._by_id.values():
+            if len(out) >= max_txs or size >= max_bytes:
                 break
-            sender = entry.tx.sender
+            tx = entry.tx
+            sender = tx.sender
             if sender not in expected:
                 account = self._account_of(sender)
                 expected[sender] = (account["nonce"] if account else 0) + 1
+            if tx.nonce != expected[sender]:
+                if tx.nonce > expected[sender]:
+                    skipped.setdefault(sender, set()).add(tx.nonce)
+                continue
+            run = [tx]
+            waiting = skipped.get(sender, set())
             pending = self._by_sender.get(sender, {})
-            # Take this sender's whole consecutive run now, whatever order it arrived in.
-            while len(out) < max_txs:
-                tx = pending.get(expected[sender])
-                if tx is None or size + len(tx.raw) > max_bytes:
-                    break
-                out.append(tx)
-                size += len(tx.raw)
+            while tx.nonce + len(run) in waiting:
+                run.append(pending[tx.nonce + len(run)])
+            for item in run:
+                if len(out) >= max_txs or size + len(item.raw) > max_bytes:
+                    return out
+                out.append(item)
+                size += len(item.raw)
                 expected[sender] += 1
+                waiting.discard(item.nonce)
         return out
 
     def has_ready(self) -> bool:

@@ -225,7 +225,8 @@ class LiveView:
 
     def rows(self) -> list[str]:
         out = [
-            f"{'node':<7}{'height':>8}{'view':>6}{'leader':>8}{'peers':>7}{'mempool':>9}{'tx/s':>9}  state"
+            f"{'node':<7}{'height':>8}{'view':>6}{'leader':>8}{'peers':>7}{'mempool':>9}"
+            f"{'tx/s':>9}  state"
         ]
         now = time.monotonic()
         for name in self.names:

@@ -141,7 +141,10 @@ def raw_exchange(path: str, payload: bytes, timeout_s: float = 5.0) -> list[dict
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(timeout_s)
         s.connect(path)
-        s.sendall(payload)
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading it all (an over-long line)
         data = b""
         try:
             while not data.endswith(b"\n"):
@@ -149,7 +152,7 @@ def raw_exchange(path: str, payload: bytes, timeout_s: float = 5.0) -> list[dict
                 if not chunk:
                     break
                 data += chunk
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):
             pass
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 

@@ -59,6 +59,8 @@ def chain_cmd(
 
 
 class Testnet:
+    __test__ = False
+
     def __init__(self, validators: int = 1, full_nodes: int = 0, tick_ms: int = 0) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="ct", dir="/tmp"))
         self.dir = self.root / "net"
