@@ -62,7 +62,10 @@ class Api:
         return self.node.chain
 
     def methods(self) -> dict[str, tuple[Handler, tuple[str, ...]]]:
+        from node.api_proofs import proof_methods
+
         return {
+            **proof_methods(self),
             "node_status": (self.node_status, ()),
             "validators_list": (self.validators_list, ()),
             "peers_list": (self.peers_list, ()),

@@ -366,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_testnet_parser(sub, _sub)
 
+    from node.cli_proofs import add_proof_commands
+
+    add_proof_commands(sub, _sub, _client_opts)
+
     p = _sub(
         sub,
         "status",
