@@ -87,10 +87,6 @@ class Connection:
         self._awaiting_activation: list[Subscription] = []
         self._nursery: trio.Nursery | None = None
 
-    @property
-    def subscription_ids(self) -> list[int]:
-        return sorted(self._subscriptions)
-
     async def serve(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
@@ -122,7 +118,7 @@ class Connection:
 
     async def _read_lines(self) -> None:
         buffer = LineBuffer(self._limits.max_line_bytes)
-        while True:
+        while True:  # one pass per line or chunk; ends at EOF, on error or on cancellation
             try:
                 line = buffer.next_line()
             except LineTooLongError as error:

@@ -12,7 +12,6 @@ import contextlib
 import difflib
 import logging
 import math
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +96,7 @@ Handler: TypeAlias = Callable[[Params, CallContext], Awaitable[object]]
 class _Method:
     handler: Handler
     param_names: tuple[str, ...] | None
+    timeout_s: float
 
 
 class RpcServer:
@@ -166,11 +166,20 @@ class RpcServer:
     def socket_path(self) -> Path:
         return self._socket_path
 
-    def method(self, name: str, handler: Handler, *, params: Sequence[str] | None = None) -> None:
+    def method(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        params: Sequence[str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         """Register `handler` for `name`.
 
         `params`, when given, names the accepted parameters in positional order: an array is
         mapped onto those names and unknown names are refused (-32602) before the call.
+        `timeout_s` overrides the server's `handler_timeout_s` for this method (for example a
+        call that waits for a commit).
         """
         if not isinstance(name, str) or not name:
             raise ValueError("a method name must be a non-empty str")
@@ -180,8 +189,11 @@ class RpcServer:
             raise ValueError(f"method {name!r} is already registered")
         if not callable(handler):
             raise TypeError(f"handler for {name!r} is not callable")
+        if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
         names = None if params is None else tuple(params)
-        self._methods[name] = _Method(handler, names)
+        limit_s = self._handler_timeout_s if timeout_s is None else timeout_s
+        self._methods[name] = _Method(handler, names, limit_s)
 
     def method_names(self) -> list[str]:
         return sorted(self._methods)
@@ -330,7 +342,7 @@ class RpcServer:
         if entry is None:
             raise RpcError(METHOD_NOT_FOUND, self._not_found_message(request.method))
         params = Params.for_method(request.method, request.params, entry.param_names)
-        with trio.move_on_after(self._handler_timeout_s):
+        with trio.move_on_after(entry.timeout_s):
             try:
                 return await entry.handler(params, context)
             except RpcError:
@@ -346,9 +358,9 @@ class RpcServer:
                 ) from error
         raise RpcError(
             REQUEST_TIMEOUT,
-            f"{request.method} did not finish within {self._handler_timeout_s:g} s; "
+            f"{request.method} did not finish within {entry.timeout_s:g} s; "
             "the node may be overloaded, retry later",
-            {"timeout_s": self._handler_timeout_s},
+            {"timeout_s": entry.timeout_s},
         )
 
     def _not_found_message(self, method: str) -> str:
@@ -358,9 +370,6 @@ class RpcServer:
         if close:
             message += f"; did you mean {close[0]!r}?"
         return message
-
-    def errors_by_code(self) -> Counter[int]:
-        return Counter(self._counters.errors_by_code)
 
 
 async def _subscribe(params: Params, context: CallContext) -> int:

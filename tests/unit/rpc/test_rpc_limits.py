@@ -72,6 +72,21 @@ async def test_handler_timeout_is_answered_and_connection_continues(start_server
     assert server.statistics()["errors_by_code"][REQUEST_TIMEOUT] == 1
 
 
+async def test_per_method_timeout_overrides_the_default(start_server, connect, gate) -> None:
+    server = await start_server(handler_timeout_s=0.05)
+
+    async def patient(params, context) -> str:
+        await gate.release.wait()
+        return "waited"
+
+    server.method("patient", patient, timeout_s=30.0)
+    connection = await connect()
+    await connection.send_json(rpc_request("patient", None, "p"))
+    await trio.sleep(0.2)  # four times the server default: a default timeout would fire
+    gate.release.set()
+    assert (await connection.read_json()) == {"jsonrpc": "2.0", "result": "waited", "id": "p"}
+
+
 async def test_response_size_limit(start_server, connect) -> None:
     await start_server(max_response_bytes=1000)
     connection = await connect()
