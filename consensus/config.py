@@ -90,9 +90,10 @@ class ReplicaConfig:
         _require_positive("certificate_cache_size", self.certificate_cache_size)
         _require_positive("max_payload_bytes", self.max_payload_bytes)
         _require_positive("censorship_timeout_ticks", self.censorship_timeout_ticks)
-        if self.watermark_window <= self.checkpoint_interval:
-            # Otherwise the log fills up before the next checkpoint can become stable.
-            raise ValueError("watermark_window must be larger than checkpoint_interval")
+        if self.watermark_window < 2 * self.checkpoint_interval:
+            # The next checkpoint after a lost one must stay reachable below the high
+            # watermark, or the log fills up before any checkpoint can become stable.
+            raise ValueError("watermark_window must be at least 2 * checkpoint_interval")
         if self.max_view_timeout_ticks < self.view_timeout_ticks:
             raise ValueError("max_view_timeout_ticks must be >= view_timeout_ticks")
         unknown = self.mutations - KNOWN_MUTATIONS

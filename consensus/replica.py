@@ -63,7 +63,14 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         committed_height: int,
         committed_state_root: bytes,
         persisted: PersistedState | None,
+        committed_certificate: CommitCertificate | None = None,
     ) -> None:
+        """Rebuild a replica after a (re)start.
+
+        committed_height: the last height the node executed and stored (0: genesis only).
+        persisted: the last PersistedState the node made durable (None on first start).
+        committed_certificate: the stored certificate of block committed_height. Pass it:
+        without it this replica cannot prove its height to others after a restart."""
         if committed_height < 0:
             raise ValueError("committed_height must be >= 0")
         if len(committed_state_root) != DIGEST_BYTES:
@@ -113,6 +120,16 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             allow_second_prepare=MUTATION_ACCEPT_SECOND_PRE_PREPARE in config.mutations,
         )
         self._restore(persisted)
+        if committed_certificate is not None:
+            if committed_certificate.height != committed_height:
+                raise ValueError("committed_certificate is not for committed_height")
+            self._remember_certificate(committed_certificate)
+            last = self._last_commit
+            if last is None or last.height < committed_height:
+                self._last_commit = committed_certificate
+        if committed_height > 0 and committed_height % config.checkpoint_interval == 0:
+            # Our checkpoint votes died with the process; a stable checkpoint may need ours.
+            self._own_checkpoint = self._sign_checkpoint(committed_height, committed_state_root)
         self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
 
     def _restore(self, persisted: PersistedState | None) -> None:

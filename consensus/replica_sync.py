@@ -130,13 +130,19 @@ class CatchUpMixin(ReplicaBase):
 
     # ---------------------------------------------------------------------------- checkpoints
 
-    def _send_checkpoint(self, height: int, state_root: bytes) -> None:
+    def _sign_checkpoint(self, height: int, state_root: bytes) -> Checkpoint | None:
         if self._me is None:
-            return
-        signature = self._sign(checkpoint_signing_bytes(self._config.chain_id, height, state_root))
-        checkpoint = Checkpoint(height, state_root, self._me, signature)
-        self._own_checkpoint = checkpoint
+            return None
+        signing_bytes = checkpoint_signing_bytes(self._config.chain_id, height, state_root)
+        checkpoint = Checkpoint(height, state_root, self._me, self._sign(signing_bytes))
         self._checkpoints.add(checkpoint)
+        return checkpoint
+
+    def _send_checkpoint(self, height: int, state_root: bytes) -> None:
+        checkpoint = self._sign_checkpoint(height, state_root)
+        if checkpoint is None:
+            return
+        self._own_checkpoint = checkpoint
         self._broadcast(checkpoint)
         self._check_stable(height)
 

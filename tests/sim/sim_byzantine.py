@@ -1,0 +1,149 @@
+"""Byzantine behaviours of the simulated nodes (at most f identities per run).
+
+A byzantine node runs the real Replica; the world rewrites what it sends (equivocating
+pre-prepares, withheld votes, lying view changes, broken signatures) and adds votes it should
+not cast (double voting). Twins are two nodes with one identity (see RunPlan.instances).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import TYPE_CHECKING
+
+from sim_plan import CORRUPT, DOUBLE_VOTE, EQUIVOCATE, LYING_VIEW_CHANGE, WITHHOLD
+from sim_support import BlockBody, decode_body, sha256
+
+from consensus import (
+    Checkpoint,
+    Commit,
+    CommitNotice,
+    Message,
+    Prepare,
+    PrePrepare,
+    ViewChange,
+    vote_signing_bytes,
+)
+
+if TYPE_CHECKING:
+    from sim_world import Node
+
+CHAIN_ID = "sim-chain"
+WITHHELD_KIND_CHOICES: tuple[tuple[type, ...], ...] = (
+    (Prepare,),
+    (Commit,),
+    (Prepare, Commit),
+    (Commit, Checkpoint, CommitNotice),
+    (ViewChange,),
+)
+
+
+class ByzantineMixin:
+    rng: random.Random
+    keys: object
+    plan: object
+    by_identity: dict[int, list[Node]]
+    checker: object
+
+    def count(self, name: str, amount: int = 1) -> None:
+        raise NotImplementedError
+
+    def send_to(self, sender: Node, receiver: Node, msg: Message) -> None:
+        raise NotImplementedError
+
+    def forged_tx(self) -> int:
+        raise NotImplementedError
+
+    def _withheld_kinds(self, node: Node) -> tuple[type, ...]:
+        # Fixed per identity and seed, without touching the run's random stream.
+        chooser = random.Random(f"{self.plan.seed}/withhold/{node.identity}")  # type: ignore[attr-defined]
+        return chooser.choice(WITHHELD_KIND_CHOICES)
+
+    def on_incoming(self, node: Node, msg: Message) -> None:
+        """A double voter prepares and commits every proposal it sees."""
+        if DOUBLE_VOTE not in node.behaviours or not isinstance(msg, PrePrepare):
+            return
+        self.count("byzantine.double_votes")
+        sign = self.keys.signer(node.identity)  # type: ignore[attr-defined]
+        for phase, kind in (("prepare", Prepare), ("commit", Commit)):
+            signature = sign(vote_signing_bytes(CHAIN_ID, phase, msg.view, msg.height, msg.digest))
+            vote = kind(msg.view, msg.height, msg.digest, node.identity, signature)
+            self._to_all(node, vote)
+
+    def _to_all(self, node: Node, msg: Message) -> None:
+        for identity in sorted(self.by_identity):
+            if identity != node.identity:
+                for receiver in self.by_identity[identity]:
+                    self.send_to(node, receiver, msg)
+
+    def outgoing(self, node: Node, msg: Message, targets: list[int]) -> list[tuple[int, Message]]:
+        """What a node really sends for `msg` to `targets`."""
+        if node.honest:
+            return [(target, msg) for target in targets]
+        behaviours = node.behaviours
+        if WITHHOLD in behaviours and isinstance(msg, self._withheld_kinds(node)):
+            kept = [t for t in targets if self.rng.random() < 0.3]
+            self.count("byzantine.withheld", len(targets) - len(kept))
+            targets = kept
+        if LYING_VIEW_CHANGE in behaviours and isinstance(msg, ViewChange):
+            msg = self._lie(node, msg)
+        if EQUIVOCATE in behaviours and isinstance(msg, PrePrepare) and msg.sender == node.identity:
+            return self._equivocate(node, msg, targets)
+        # Only its own messages: a broken signature on a relayed message would name the
+        # original (honest) sender, and a bad signature is no evidence against anyone.
+        if CORRUPT in behaviours and msg.sender == node.identity and self.rng.random() < 0.1:
+            self.count("byzantine.corrupted")
+            if self.rng.random() < 0.5:
+                broken = bytes([msg.signature[0] ^ 0xFF]) + msg.signature[1:]
+                msg = dataclasses.replace(msg, signature=broken)
+            else:
+                msg = dataclasses.replace(msg, sender=len(self.keys.public_keys) + 3)  # type: ignore[attr-defined]
+        return [(target, msg) for target in targets]
+
+    def _lie(self, node: Node, msg: ViewChange) -> ViewChange:
+        """A view change that hides the sender's prepared block and commits."""
+        self.count("byzantine.lying_view_changes")
+        unsigned = ViewChange(msg.new_view, None, None, None, None, node.identity, b"")
+        signature = self.keys.signer(node.identity)(unsigned.signing_bytes(CHAIN_ID))  # type: ignore[attr-defined]
+        return dataclasses.replace(unsigned, signature=signature)
+
+    def _equivocate(
+        self, node: Node, msg: PrePrepare, targets: list[int]
+    ) -> list[tuple[int, Message]]:
+        body = decode_body(msg.payload)
+        if body is None:
+            return [(target, msg) for target in targets]
+        self.count("byzantine.equivocations")
+        other = BlockBody(
+            body.height, body.prev_digest, body.view, body.proposer, (self.forged_tx(),)
+        )
+        payload = other.encode()
+        digest = sha256(payload)
+        self.checker.proposals.setdefault(digest, node.identity)  # type: ignore[attr-defined]
+        sign = self.keys.signer(node.identity)  # type: ignore[attr-defined]
+        other_proposal = PrePrepare(
+            msg.view,
+            msg.height,
+            digest,
+            payload,
+            msg.last_commit,
+            node.identity,
+            sign(vote_signing_bytes(CHAIN_ID, "pre-prepare", msg.view, msg.height, digest)),
+        )
+        other_prepare = Prepare(
+            msg.view,
+            msg.height,
+            digest,
+            node.identity,
+            sign(vote_signing_bytes(CHAIN_ID, "prepare", msg.view, msg.height, digest)),
+        )
+        sent: list[tuple[int, Message]] = []
+        for target in targets:
+            draw = self.rng.random()
+            if draw < 0.45:
+                sent.append((target, msg))
+            elif draw < 0.9:
+                sent += [(target, other_proposal), (target, other_prepare)]
+            else:
+                sent += [(target, msg), (target, other_proposal), (target, other_prepare)]
+        return sent

@@ -1,0 +1,172 @@
+"""A run plan: everything about one simulated run, drawn from its seed.
+
+Time is counted in units; one replica tick is TICK_UNITS units. Network latency is a few units,
+so a healthy cluster commits a block within a tick or two.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from consensus import max_faulty
+
+TICK_UNITS = 100
+
+# Behaviours a byzantine identity can have (at most f byzantine identities per run).
+EQUIVOCATE = "equivocate"  # as leader, sends different pre-prepares to different replicas
+WITHHOLD = "withhold"  # drops some kinds of its own votes
+DOUBLE_VOTE = "double-vote"  # prepares and commits every proposal it sees, conflicting or not
+TWIN = "twin"  # the identity runs twice (Twins), each copy with its own links and state
+LYING_VIEW_CHANGE = "lying-view-change"  # its view changes hide what it prepared/committed
+CENSOR = "censor"  # as leader, proposes blocks without the waiting transactions
+CORRUPT = "corrupt"  # sometimes sends messages with broken signatures
+BEHAVIOURS = (EQUIVOCATE, WITHHOLD, DOUBLE_VOTE, TWIN, LYING_VIEW_CHANGE, CENSOR, CORRUPT)
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    at_tick: int
+    kind: str  # "partition", "heal", "crash", "restart", "crash-all", "restart-all"
+    targets: tuple[int, ...] = ()  # instance indices (crash) or group-1 instances (partition)
+    cut: int = 0  # crash after carrying out this many actions of the next action list
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    seed: int
+    n: int
+    byzantine: dict[int, frozenset[str]]  # identity -> behaviours
+    checkpoint_interval: int
+    watermark_window: int
+    view_timeout_ticks: int
+    max_view_timeout_ticks: int
+    retransmit_interval_ticks: int
+    censorship_timeout_ticks: int
+    drop_rate: float
+    duplicate_rate: float
+    slow_rate: float
+    block_delay_units: tuple[int, int]
+    exec_delay_units: tuple[int, int]
+    fault_ticks: int  # the network heals and every crashed node restarts at this tick
+    faults: tuple[FaultEvent, ...]
+    real_signatures: bool
+    mutations: frozenset[str] = field(default_factory=frozenset)
+    liveness_slack_ticks: int = 60
+
+    @property
+    def f(self) -> int:
+        return max_faulty(self.n)
+
+    @property
+    def liveness_bound_ticks(self) -> int:
+        """After the heal, every honest node commits a new block within this many ticks."""
+        return (self.f + 2) * self.max_view_timeout_ticks + self.liveness_slack_ticks
+
+    def instances(self) -> list[tuple[int, int]]:
+        """(identity, copy) of every simulated node: twins have copies 0 and 1."""
+        result = [(identity, 0) for identity in range(self.n)]
+        for identity in sorted(self.byzantine):
+            if TWIN in self.byzantine[identity]:
+                result.append((identity, 1))
+        return result
+
+
+def plan_for_seed(
+    seed: int,
+    *,
+    validators: int | None = None,
+    mutations: frozenset[str] = frozenset(),
+    profile: str = "mixed",
+) -> RunPlan:
+    """Draw a run plan from `seed`. `profile` picks the fault mix (see PROFILES)."""
+    rng = random.Random(seed)
+    n = validators if validators is not None else rng.choice([4, 4, 4, 5, 6, 7, 7, 8, 10])
+    f = max_faulty(n)
+    tune = PROFILES[profile]
+    byzantine: dict[int, frozenset[str]] = {}
+    if f > 0 and rng.random() < tune.byzantine_chance:
+        count = rng.randint(1, f)
+        for identity in sorted(rng.sample(range(n), count)):
+            kinds = tune.behaviours
+            chosen = {rng.choice(kinds)}
+            if rng.random() < 0.4:
+                chosen.add(rng.choice(kinds))
+            byzantine[identity] = frozenset(chosen)
+    interval = rng.choice(tune.checkpoint_intervals)
+    timeout = rng.choice([6, 8, 10])
+    fault_ticks = rng.randint(*tune.fault_ticks)
+    instance_count = n + sum(1 for b in byzantine.values() if TWIN in b)
+    faults = _draw_faults(rng, tune, fault_ticks, instance_count)
+    return RunPlan(
+        seed=seed,
+        n=n,
+        byzantine=byzantine,
+        checkpoint_interval=interval,
+        watermark_window=interval * rng.choice([2, 3]),
+        view_timeout_ticks=timeout,
+        max_view_timeout_ticks=timeout * rng.choice([2, 4]),
+        retransmit_interval_ticks=rng.choice([2, 3]),
+        censorship_timeout_ticks=rng.choice([15, 25]),
+        drop_rate=rng.choice(tune.drop_rates),
+        duplicate_rate=rng.choice([0.0, 0.02, 0.1]),
+        slow_rate=rng.choice([0.0, 0.05, 0.2]),
+        block_delay_units=(10, rng.choice([60, 150])),
+        exec_delay_units=(1, rng.choice([5, 40])),
+        fault_ticks=fault_ticks,
+        faults=faults,
+        real_signatures=seed % 50 == 7,
+        mutations=mutations,
+    )
+
+
+def _draw_faults(
+    rng: random.Random, tune: Profile, fault_ticks: int, instance_count: int
+) -> tuple[FaultEvent, ...]:
+    events: list[FaultEvent] = []
+    for _ in range(rng.randint(0, tune.max_partitions)):
+        start = rng.randint(1, max(1, fault_ticks - 5))
+        length = rng.randint(3, 60)
+        size = rng.randint(1, instance_count - 1)
+        group = tuple(sorted(rng.sample(range(instance_count), size)))
+        events.append(FaultEvent(start, "partition", group))
+        events.append(FaultEvent(min(start + length, fault_ticks), "heal"))
+    for _ in range(rng.randint(0, tune.max_crashes)):
+        start = rng.randint(1, max(1, fault_ticks - 5))
+        target = rng.randrange(instance_count)
+        down = rng.randint(1, 50)
+        events.append(FaultEvent(start, "crash", (target,), cut=rng.randint(0, 3)))
+        events.append(FaultEvent(min(start + down, fault_ticks), "restart", (target,)))
+    if rng.random() < tune.crash_all_chance:
+        start = rng.randint(1, max(1, fault_ticks - 5))
+        events.append(FaultEvent(start, "crash-all", cut=rng.randint(0, 3)))
+        events.append(FaultEvent(min(start + rng.randint(1, 20), fault_ticks), "restart-all"))
+    events.sort(key=lambda e: (e.at_tick, e.kind, e.targets))
+    return tuple(events)
+
+
+@dataclass(frozen=True)
+class Profile:
+    byzantine_chance: float
+    behaviours: tuple[str, ...]
+    checkpoint_intervals: tuple[int, ...]
+    fault_ticks: tuple[int, int]
+    drop_rates: tuple[float, ...]
+    max_partitions: int
+    max_crashes: int
+    crash_all_chance: float
+
+
+PROFILES: dict[str, Profile] = {
+    # The default: every fault kind, in moderate doses.
+    "mixed": Profile(
+        byzantine_chance=0.6,
+        behaviours=BEHAVIOURS,
+        checkpoint_intervals=(2, 3, 5),
+        fault_ticks=(60, 160),
+        drop_rates=(0.0, 0.02, 0.05, 0.1, 0.2),
+        max_partitions=3,
+        max_crashes=4,
+        crash_all_chance=0.1,
+    ),
+}
