@@ -186,3 +186,123 @@ def delivered(actions: Sequence[Action]) -> list[Deliver]:
 
 def kinds(actions: Sequence[Action]) -> list[str]:
     return [type(a).__name__ for a in actions]
+
+
+class SyncCluster:
+    """n replicas on a perfect FIFO network; blocks execute as soon as they are delivered.
+
+    `cut` holds validator indices whose traffic (in and out) is dropped."""
+
+    def __init__(self, n: int, **config: object) -> None:
+        self.keys = Keys(n)
+        self.config = {"chain_id": CHAIN_ID, "validators": self.keys.public, **config}
+        self.apps = [RecordingApp() for _ in range(n)]
+        self.persisted: list[PersistedState | None] = [None] * n
+        self.chains: list[list[Deliver]] = [[] for _ in range(n)]
+        self.cut: set[int] = set()
+        self.replicas = [self._make(i) for i in range(n)]
+        self._queue: list[tuple[int, object]] = []
+
+    def _make(self, i: int) -> Replica:
+        cfg = ReplicaConfig(my_index=i, **self.config)  # type: ignore[arg-type]
+        chain = self.chains[i]
+        return Replica(
+            cfg,
+            self.apps[i],
+            self.keys.signer(i),
+            self.keys.verify,
+            committed_height=len(chain),
+            committed_state_root=_root(len(chain)),
+            persisted=self.persisted[i],
+            committed_certificate=chain[-1].certificate if chain else None,
+        )
+
+    def restart(self, i: int) -> None:
+        self.replicas[i] = self._make(i)
+
+    def perform(self, i: int, actions: list[Action]) -> None:
+        from consensus import FetchBlocks, Persist, Send
+
+        for action in actions:
+            if isinstance(action, Persist):
+                self.persisted[i] = PersistedState.from_bytes(action.state.to_bytes())
+            elif isinstance(action, Broadcast):
+                for j in range(len(self.replicas)):
+                    if j != i:
+                        self._queue.append((j, (i, action.msg)))
+            elif isinstance(action, Send):
+                self._queue.append((action.to, (i, action.msg)))
+            elif isinstance(action, Deliver):
+                self.chains[i].append(action)
+                self._queue.append((i, ("executed", action.height)))
+            elif isinstance(action, FetchBlocks):
+                self._queue.append((i, ("fetch", action.from_height, action.peers)))
+
+    def settle(self, max_steps: int = 100_000) -> None:
+        for _ in range(max_steps):
+            if not self._queue:
+                return
+            target, item = self._queue.pop(0)
+            self._handle(target, item)
+        raise AssertionError("the cluster did not settle")
+
+    def _handle(self, target: int, item: object) -> None:
+        assert isinstance(item, tuple)
+        replica = self.replicas[target]
+        if item[0] == "executed":
+            height = item[1]
+            chain = self.chains[target]
+            if height == replica.executed_height + 1:
+                self.perform(
+                    target, replica.executed(height, _root(height), chain[height - 1].certificate)
+                )
+        elif item[0] == "fetch":
+            self._fetch(target, item[1], item[2])
+        else:
+            sender, msg = item
+            if sender in self.cut or target in self.cut:
+                return
+            self.perform(target, replica.receive(msg))
+
+    def _fetch(self, target: int, from_height: int, peers: tuple[int, ...]) -> None:
+        for peer in peers:
+            if peer in self.cut or target in self.cut:
+                continue
+            source = self.chains[peer]
+            for block in source[from_height - 1 :]:
+                chain = self.chains[target]
+                if block.height == len(chain) + 1:
+                    chain.append(block)
+                    self.perform(
+                        target,
+                        self.replicas[target].executed(
+                            block.height, _root(block.height), block.certificate
+                        ),
+                    )
+            return
+
+    def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            for i, replica in enumerate(self.replicas):  # cut replicas still tick
+                self.perform(i, replica.tick())
+            self.settle()
+
+    def propose(self, payload: bytes) -> int:
+        """Let the current leader propose; returns its index."""
+        for i, replica in enumerate(self.replicas):
+            if i not in self.cut and replica.can_propose:
+                self.perform(i, replica.propose(payload))
+                return i
+        raise AssertionError("no replica can propose")
+
+    def run_blocks(self, count: int, prefix: bytes = b"block") -> None:
+        for k in range(count):
+            self.propose(prefix + b" %d" % k)
+            self.settle()
+
+    def heights(self) -> list[int]:
+        return [len(chain) for chain in self.chains]
+
+
+def _root(height: int) -> bytes:
+    return ROOT0 if height == 0 else sha256(b"root %d" % height)
