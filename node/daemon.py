@@ -101,6 +101,8 @@ class Node:
                 self.config.socket_path,
                 max_line_bytes=self.config.rpc.max_line_bytes,
                 max_connections=self.config.rpc.max_connections,
+                handler_timeout_s=130.0,  # tx_wait may wait up to 120 s
+                subscriber_queue=4096,
             )
             api = Api(self)
             for name, (handler, names) in api.methods().items():
