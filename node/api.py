@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from node.api_proofs import state_answer
 from node.ledger import apps
 from node.ledger import errors as E
 from node.ledger.tx import jsonable
@@ -76,10 +77,10 @@ class Api:
             "tx_wait": (self.tx_wait, ("tx_id", "timeout_ms")),
             "block_get": (self.block_get, ("height", "hash", "txs")),
             "account_get": (self.account_get, ("account",)),
-            "record_get": (self.record_get, ("ns", "key", "history")),
-            "item_get": (self.item_get, ("item",)),
+            "record_get": (self.record_get, ("ns", "key", "history", "prove")),
+            "item_get": (self.item_get, ("item", "prove")),
             "item_history": (self.item_history, ("item", "start", "limit")),
-            "notary_get": (self.notary_get, ("digest",)),
+            "notary_get": (self.notary_get, ("digest", "prove")),
         }
 
     def _check_running(self) -> None:
@@ -222,20 +223,15 @@ class Api:
     async def record_get(self, p: Params, ctx: Any) -> object:
         ns = p.str("ns", min_length=1, max_length=64)
         key = p.str("key", min_length=1, max_length=256)
-        obj = self.chain.store.get_state_obj(apps.record_key(ns, key))
-        if obj is None:
-            raise not_found(f"record {ns}/{key}")
-        out = {"ns": ns, "key": key, **jsonable(obj)}
+        out = await state_answer(self, p, apps.record_key(ns, key), f"record {ns}/{key}")
+        out = {"ns": ns, "key": key, **out}
         if p.bool("history", default=False):
             out["history"] = jsonable(self.chain.store.record_history(ns, key))
         return out
 
     async def item_get(self, p: Params, ctx: Any) -> object:
         item = p.str("item", min_length=1, max_length=128)
-        obj = self.chain.store.get_state_obj(apps.item_key(item))
-        if obj is None:
-            raise not_found(f"item {item!r}")
-        return {"item": item, **jsonable(obj)}
+        return {"item": item, **await state_answer(self, p, apps.item_key(item), f"item {item!r}")}
 
     async def item_history(self, p: Params, ctx: Any) -> object:
         item = p.str("item", min_length=1, max_length=128)
@@ -249,10 +245,11 @@ class Api:
 
     async def notary_get(self, p: Params, ctx: Any) -> object:
         digest = p.hex_bytes("digest", length=32)
-        obj = self.chain.store.get_state_obj(apps.notary_key(digest))
-        if obj is None:
-            raise not_found(f"anchor for digest {digest.hex()}")
-        return {"digest": digest.hex(), **jsonable(obj)}
+        what = f"anchor for digest {digest.hex()}"
+        return {
+            "digest": digest.hex(),
+            **await state_answer(self, p, apps.notary_key(digest), what),
+        }
 
 
 def now_ms() -> int:

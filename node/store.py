@@ -29,7 +29,7 @@ from node.ledger.block import Block
 from node.ledger.errors import BlockInvalid
 from node.ledger.genesis import Genesis
 from node.ledger.merkle import merkle_root
-from node.ledger.statetree import StateTree
+from node.ledger.statetree import StateProof, StateTree
 from node.ledger.tx import Transaction
 
 SCHEMA_VERSION = 1
@@ -379,3 +379,36 @@ class Store:
             "page_size": stat["psize"],
             "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
         }
+
+    # --- reads for receipts and state proofs (node/receipts.py) ----------------------------
+
+    def read_state_with_proof(self, key: bytes) -> tuple[Head, bytes | None, StateProof]:
+        """The head, `key`'s value and its proof against the head's state root, all from ONE
+        read transaction: a block committed meanwhile cannot pair one block's root with
+        another block's value (the cached `head` may already be newer than a snapshot)."""
+        with self.env.begin() as txn:
+            raw_head = txn.get(b"head", db=self.db["meta"])
+            if raw_head is None:
+                raise StoreError("store has no genesis; call init_genesis first")
+            head = Head(*encoding.unpack_fast(bytes(raw_head)))
+            value = txn.get(key, db=self.db["state"])
+            proof = self.tree.prove(txn, head.state_root, key)
+        return head, None if value is None else bytes(value), proof
+
+    def read_block_evidence(self, height: int) -> tuple[bytes, bytes, list[bytes]] | None:
+        """Block `height`'s payload, commit certificate and encoded results, from one
+        snapshot; None while the block is not committed."""
+        prefix = h8(height)
+        with self.env.begin() as txn:
+            payload = txn.get(prefix, db=self.db["blocks"])
+            certificate = txn.get(prefix, db=self.db["certs"])
+            if payload is None or certificate is None:
+                return None
+            results: list[bytes] = []
+            cursor = txn.cursor(db=self.db["results"])
+            if cursor.set_range(prefix):
+                for key, value in cursor:  # bounded: one entry per tx of the block
+                    if not bytes(key).startswith(prefix):
+                        break
+                    results.append(bytes(value))
+        return bytes(payload), bytes(certificate), results
