@@ -25,7 +25,7 @@ from node.driver import ConsensusDriver
 from node.ledger.genesis import Genesis, load_genesis
 from node.mempool import Mempool
 from node.rpc.server import RpcServer
-from node.store import Committed, Store
+from node.store import Committed, Store, StoreError
 
 log = logging.getLogger("chain.node")
 
@@ -246,23 +246,28 @@ class Node:
 
 
 async def serve(home: Any) -> int:
-    """Run a node until SIGINT/SIGTERM; exit status 0 on a clean stop."""
+    """Run a node until SIGINT/SIGTERM; exit status 0 on a clean stop, 2 when it halted."""
     node = Node.from_home(home)
     setup_logging(node.config.node.log_level)
+    halted: str | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
+        try:
+            async with trio.open_nursery() as nursery:
 
-            async def stop_on_signal() -> None:
-                async for signum in signals:
-                    log.info("received %s: shutting down", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    return
+                async def stop_on_signal() -> None:
+                    async for signum in signals:
+                        log.info("received %s: shutting down", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        return
 
-            nursery.start_soon(stop_on_signal)
-            await nursery.start(node.run)
-    halted = node._chain.halted if node._chain else None
+                nursery.start_soon(stop_on_signal)
+                await nursery.start(node.run)
+        except* StoreError as group:
+            # A full map or disk, or a certified block that does not fit our state: stop
+            # committing rather than corrupt or fork. LMDB aborted the half-done write.
+            halted = "; ".join(str(e) for e in group.exceptions)
     if halted:
-        log.error("node stopped: %s", halted)
+        log.critical("node halted: %s", halted)
         return 2
     log.info("node stopped cleanly")
     return 0
