@@ -21,7 +21,6 @@ class NodeSection:
     genesis_file: str = "genesis.toml"
     data_dir: str = "data"
     log_level: str = "info"
-    tick_ms: int = 0  # 0 = take the genesis value
 
 
 @dataclass(frozen=True)
