@@ -1,0 +1,121 @@
+"""Helpers for receipt and proof tests (conftest.py puts this folder on sys.path): a Store in
+tmp_path whose blocks carry real commit certificates (Ed25519 signatures over
+consensus.vote_signing_bytes), no processes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support.ledger import CHAIN, Account
+
+from consensus import CommitCertificate, vote_signing_bytes
+from node import crypto
+from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
+from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
+from node.ledger.tx import Transaction, make_tx
+from node.store import Store
+
+VALIDATOR_COUNT = 4
+ACCOUNT_ROLES = {
+    "admin": ("admin",),
+    "maker": ("member",),
+    "shipper": ("member",),
+    "retailer": ("member",),
+    "inspector": ("member", "inspector"),
+}
+
+
+def validator_keys(count: int = VALIDATOR_COUNT, seed_base: int = 100) -> list[crypto.SigningKey]:
+    return [crypto.SigningKey.from_seed(bytes([seed_base + i]) * 32) for i in range(count)]
+
+
+def make_genesis(
+    keys: Sequence[crypto.SigningKey], accounts: dict[str, Account], chain_id: str = CHAIN
+) -> Genesis:
+    g = Genesis(
+        chain_id=chain_id,
+        genesis_time="2026-01-01T00:00:00Z",
+        validators=tuple(
+            ValidatorInfo(f"v{i}", k.public_key, f"127.0.0.1:{20000 + i}", "")
+            for i, k in enumerate(keys)
+        ),
+        accounts=tuple(
+            AccountInfo(name, accounts[name].pub, roles) for name, roles in ACCOUNT_ROLES.items()
+        ),
+    )
+    return Genesis(**{**vars(g), "hash": compute_hash(g)})
+
+
+def sign_certificate(
+    keys: Sequence[crypto.SigningKey],
+    chain_id: str,
+    height: int,
+    view: int,
+    digest: bytes,
+    signers: Sequence[int],
+) -> CommitCertificate:
+    message = vote_signing_bytes(chain_id, "commit", view, height, digest)
+    return CommitCertificate(
+        height, view, digest, tuple((i, keys[i].sign(message)) for i in sorted(signers))
+    )
+
+
+@dataclass
+class CertifiedChain:
+    """A store plus the validator keys that certify every block committed through it."""
+
+    store: Store
+    genesis: Genesis
+    keys: list[crypto.SigningKey]
+    accounts: dict[str, Account]
+    signers: tuple[int, ...] = (0, 1, 2)
+    blocks: list[Block] = field(default_factory=list)
+
+    def next_block(self, txs: Sequence[Transaction], view: int = 0) -> Block:
+        head = self.store.head
+        header = BlockHeader(
+            version=1,
+            chain_id=self.genesis.chain_id,
+            height=head.height + 1,
+            prev_hash=head.block_hash,
+            view=view,
+            proposer=view % len(self.keys),
+            timestamp_ms=1_767_225_600_000 + (head.height + 1) * 1000,
+            tx_root=tx_root_of(txs),
+            tx_count=len(txs),
+            state_root=head.state_root,
+            results_root=head.results_root,
+        )
+        return build_block(header, txs)
+
+    def commit(self, txs: Sequence[Transaction], view: int = 0) -> Block:
+        block = self.next_block(txs, view)
+        cert = sign_certificate(
+            self.keys, self.genesis.chain_id, block.height, view, block.hash, self.signers
+        )
+        self.store.commit_block(
+            block,
+            cert.to_bytes(),
+            chain_id=self.genesis.chain_id,
+            signature_ok=lambda t: t.signature_ok(),
+        )
+        self.blocks.append(block)
+        return block
+
+    def tx(self, name: str, tx_type: str, args: dict[str, Any]) -> Transaction:
+        """A transaction signed by account `name` for this chain's chain_id, next nonce."""
+        account = self.accounts[name]
+        account.nonce += 1
+        return make_tx(account.key, self.genesis.chain_id, account.nonce, tx_type, args)
+
+
+def open_chain(path: Path, chain_id: str = CHAIN, seed_base: int = 100) -> CertifiedChain:
+    accounts = {name: Account(name, i + 1) for i, name in enumerate(ACCOUNT_ROLES)}
+    keys = validator_keys(seed_base=seed_base)
+    genesis = make_genesis(keys, accounts, chain_id)
+    store = Store(path, map_size_bytes=1 << 26, sync=False)
+    store.init_genesis(genesis)
+    return CertifiedChain(store, genesis, keys, accounts)
