@@ -12,7 +12,8 @@ from typing import Any
 from support.ledger import CHAIN, Account
 
 from consensus import CommitCertificate, vote_signing_bytes
-from node import crypto
+from node import crypto, receipts
+from node.ledger import apps
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
 from node.ledger.tx import Transaction, make_tx
@@ -119,3 +120,26 @@ def open_chain(path: Path, chain_id: str = CHAIN, seed_base: int = 100) -> Certi
     store = Store(path, map_size_bytes=1 << 26, sync=False)
     store.init_genesis(genesis)
     return CertifiedChain(store, genesis, keys, accounts)
+
+
+class StoreSource:
+    """provenance.ProofSource over a Store (what the CLI gets over RPC from a node)."""
+
+    def __init__(self, chain: CertifiedChain) -> None:
+        self.chain = chain
+
+    def item_proof(self, item: str) -> dict[str, Any]:
+        snapshot = receipts.read_state(self.chain.store, apps.item_key(item))
+        if receipts.finish_state_proof(self.chain.store, self.chain.genesis, snapshot) is None:
+            self.chain.commit([])  # what a node gets by waiting for its next block
+        doc = receipts.finish_state_proof(self.chain.store, self.chain.genesis, snapshot)
+        assert doc is not None
+        return doc
+
+    def item_tx_ids(self, item: str, count: int) -> list[bytes]:
+        return [step["tx_id"] for step in self.chain.store.item_history(item, 0, count)]
+
+    def receipt(self, tx_id: bytes) -> dict[str, Any]:
+        doc = receipts.build_receipt(self.chain.store, self.chain.genesis, tx_id)
+        assert doc is not None
+        return doc

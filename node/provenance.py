@@ -1,0 +1,419 @@
+"""Provenance bundles: an item's whole history as one offline-verifiable directory.
+
+Layout (docs/PROTOCOL.md section 12):
+
+    manifest.json              which files prove which item, in order
+    state/item-NNN.json        a state proof of each item's current record (custodian, steps)
+    receipts/<tx_id>.json      a receipt for every step (registration, transfer, event)
+    report.html                a self-contained page for people (no scripts, no external assets)
+
+The bundle holds the item and its parent items, recursively (bounded by MAX_ITEMS). It is
+complete, not only correct: an item's state record counts its steps, and the state proof
+certifies that count, so a bundle that leaves a step out does not verify. The report is a
+pure function of the verified data and the genesis, so `verify_bundle` re-renders it and
+refuses a page that was edited.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from node.ledger.genesis import Genesis
+from node.verify import (
+    ReceiptFacts,
+    StateFacts,
+    VerificationError,
+    account_names,
+    dump_json,
+    load_json,
+    verify_receipt,
+    verify_state_document,
+)
+
+BUNDLE_FORMAT = "chain-provenance/1"
+MANIFEST = "manifest.json"
+REPORT = "report.html"
+MAX_ITEMS = 64
+MAX_STEPS_PER_ITEM = 1000
+MAX_BUNDLE_FILES = MAX_ITEMS * (MAX_STEPS_PER_ITEM + 1) + 2
+MAX_BUNDLE_BYTES = 1 << 30
+ITEM_TX_TYPES = ("item.register", "item.transfer", "item.event")
+_RECEIPT_PATH = re.compile(r"receipts/[0-9a-f]{64}\.json")
+_STATE_PATH = re.compile(r"state/item-[0-9]{3}\.json")
+
+
+class ExportError(Exception):
+    """The bundle cannot be built (unknown item, too large, a node answer that is wrong)."""
+
+
+class ProofSource(Protocol):
+    """Where the exporter gets its documents: a node over RPC, or a Store in tests."""
+
+    def item_proof(self, item: str) -> dict[str, Any]: ...
+
+    def item_tx_ids(self, item: str, count: int) -> list[bytes]: ...
+
+    def receipt(self, tx_id: bytes) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    item: str
+    state: StateFacts
+    steps: tuple[ReceiptFacts, ...]
+
+
+@dataclass(frozen=True)
+class BundleFacts:
+    root: str
+    items: tuple[ItemFacts, ...]
+
+    @property
+    def step_count(self) -> int:
+        return sum(len(i.steps) for i in self.items)
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def build_bundle(source: ProofSource, genesis: Genesis, root: str) -> dict[str, bytes]:
+    """All files of the bundle for `root`, verified before they are returned."""
+    entries: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    queue = [root]
+    queued = {root}
+    while queue:
+        if len(entries) >= MAX_ITEMS:
+            raise ExportError(f"item {root!r} has more than {MAX_ITEMS} items in its ancestry")
+        item = queue.pop(0)
+        proof = source.item_proof(item)
+        facts = verify_state_document(proof, genesis)
+        if facts.value is None:
+            raise ExportError(f"item {item!r} is not registered (as of height {facts.height})")
+        step_count = facts.value["steps"]
+        if step_count > MAX_STEPS_PER_ITEM:
+            raise ExportError(f"item {item!r} has {step_count} steps, over {MAX_STEPS_PER_ITEM}")
+        state_path = f"state/item-{len(entries):03d}.json"
+        files[state_path] = dump_json(proof).encode()
+        step_paths = []
+        for tx_id in source.item_tx_ids(item, step_count):
+            path = f"receipts/{tx_id.hex()}.json"
+            files[path] = dump_json(source.receipt(tx_id)).encode()
+            step_paths.append(path)
+        entries.append({"item": item, "state_proof": state_path, "steps": step_paths})
+        for parent in facts.value["parents"]:
+            if parent not in queued:
+                queued.add(parent)
+                queue.append(parent)
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "item": root,
+        "chain_id": genesis.chain_id,
+        "genesis_hash": genesis.hash.hex(),
+        "items": entries,
+    }
+    files[MANIFEST] = dump_json(manifest).encode()
+    try:
+        bundle = verify_parts(files, genesis)
+    except VerificationError as exc:
+        raise ExportError(f"the node's answers do not form a verifiable bundle: {exc}") from exc
+    files[REPORT] = render_report(bundle, genesis).encode()
+    return files
+
+
+def write_bundle(files: Mapping[str, bytes], directory: Path) -> None:
+    """Write the bundle's files under `directory` (created; must be empty if it exists)."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise ExportError(f"{directory} is not empty; choose a new directory")
+    for name, data in sorted(files.items()):
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def read_bundle(directory: Path) -> dict[str, bytes]:
+    """The bundle's files, bounded in count and bytes; symlinks are refused."""
+    directory = Path(directory)
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink():
+            raise VerificationError("bundle", f"{path.relative_to(directory)} is a symlink")
+        if path.is_dir():
+            continue
+        if len(files) >= MAX_BUNDLE_FILES:
+            raise VerificationError("bundle", f"more than {MAX_BUNDLE_FILES} files")
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_BUNDLE_BYTES:
+            raise VerificationError("bundle", f"larger than {MAX_BUNDLE_BYTES} bytes")
+        files[path.relative_to(directory).as_posix()] = data
+    return files
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+def verify_bundle(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
+    """Verify every document, the bundle's completeness, and that report.html is the
+    rendering of exactly this verified data. Raises VerificationError."""
+    bundle = verify_parts({k: v for k, v in files.items() if k != REPORT}, genesis)
+    if REPORT not in files:
+        raise VerificationError(REPORT, "missing")
+    if files[REPORT] != render_report(bundle, genesis).encode():
+        raise VerificationError(REPORT, "does not match the verified data (edited?)")
+    return bundle
+
+
+def _load(files: Mapping[str, bytes], path: str) -> Any:
+    if path not in files:
+        raise VerificationError(path, "missing from the bundle")
+    try:
+        return load_json(files[path])
+    except VerificationError as exc:
+        raise VerificationError(f"{path}: {exc.part}", exc.reason) from None
+
+
+def verify_parts(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
+    """verify_bundle without the report: the manifest and every document it names."""
+    manifest = _load(files, MANIFEST)
+    keys = {"format", "item", "chain_id", "genesis_hash", "items"}
+    if not isinstance(manifest, dict) or set(manifest) != keys:
+        raise VerificationError(MANIFEST, f"must be an object with keys {sorted(keys)}")
+    if manifest["format"] != BUNDLE_FORMAT:
+        raise VerificationError(MANIFEST, f"format must be {BUNDLE_FORMAT!r}")
+    if manifest["chain_id"] != genesis.chain_id or manifest["genesis_hash"] != genesis.hash.hex():
+        raise VerificationError(MANIFEST, "is for another chain or genesis")
+    entries = manifest["items"]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ITEMS:
+        raise VerificationError(MANIFEST, f"items must list 1 to {MAX_ITEMS} items")
+    used = {MANIFEST}
+    items = tuple(_verify_item(files, genesis, i, entry, used) for i, entry in enumerate(entries))
+    ids = [facts.item for facts in items]
+    if ids[0] != manifest["item"]:
+        raise VerificationError(MANIFEST, "the first item is not the bundle's item")
+    if len(set(ids)) != len(ids):
+        raise VerificationError(MANIFEST, "lists an item twice")
+    for facts in items:
+        missing = [p for p in facts.state.value["parents"] if p not in ids]
+        if missing:
+            raise VerificationError(f"item {facts.item!r}", f"parent {missing[0]!r} is missing")
+    extra = sorted(set(files) - used)
+    if extra:
+        raise VerificationError(extra[0], "is not named by the manifest")
+    return BundleFacts(manifest["item"], items)
+
+
+def _verify_item(
+    files: Mapping[str, bytes], genesis: Genesis, n: int, entry: object, used: set[str]
+) -> ItemFacts:
+    where = f"{MANIFEST} items[{n}]"
+    if not isinstance(entry, dict) or set(entry) != {"item", "state_proof", "steps"}:
+        raise VerificationError(where, "must have keys item, state_proof, steps")
+    item, state_path, step_paths = entry["item"], entry["state_proof"], entry["steps"]
+    if not isinstance(item, str) or not isinstance(step_paths, list):
+        raise VerificationError(where, "item must be a string and steps a list")
+    if len(step_paths) > MAX_STEPS_PER_ITEM:
+        raise VerificationError(where, f"more than {MAX_STEPS_PER_ITEM} steps")
+    for path in [state_path, *step_paths]:
+        pattern = _STATE_PATH if path is state_path else _RECEIPT_PATH
+        if not isinstance(path, str) or not pattern.fullmatch(path) or path in used:
+            raise VerificationError(where, f"bad or repeated file name {path!r}")
+        used.add(path)
+    state = _verify_file(files, state_path, genesis, verify_state_document)
+    if state.statement["subject"] != {"type": "item", "item": item} or state.value is None:
+        raise VerificationError(state_path, f"is not a presence proof of item {item!r}")
+    steps = tuple(_verify_file(files, p, genesis, verify_receipt) for p in step_paths)
+    _check_history(item, state, steps, step_paths)
+    return ItemFacts(item, state, steps)
+
+
+def _verify_file(files: Mapping[str, bytes], path: str, genesis: Genesis, check: Any) -> Any:
+    try:
+        return check(_load(files, path), genesis)
+    except VerificationError as exc:
+        if exc.part.startswith(path):
+            raise
+        raise VerificationError(f"{path}: {exc.part}", exc.reason) from None
+
+
+def _check_history(
+    item: str, state: StateFacts, steps: tuple[ReceiptFacts, ...], paths: list[str]
+) -> None:
+    """The receipts are exactly the item's steps up to the state proof's height, in order."""
+    value = state.value
+    if len(steps) != value["steps"]:
+        raise VerificationError(
+            f"item {item!r}", f"{len(steps)} receipts, the certified record counts {value['steps']}"
+        )
+    previous = (-1, -1)
+    custodian = None
+    for path, step in zip(paths, steps, strict=True):
+        position = (step.block.header.height, step.index)
+        tx = step.tx
+        if path != f"receipts/{tx.tx_id.hex()}.json":
+            raise VerificationError(path, "is named after another transaction")
+        if tx.type not in ITEM_TX_TYPES or tx.args.get("item") != item:
+            raise VerificationError(path, f"is not a step of item {item!r}")
+        if not step.result["ok"]:
+            raise VerificationError(path, "records a refused transaction, not a step")
+        if position <= previous or position[0] > state.height:
+            raise VerificationError(path, "is out of order or after the state proof's height")
+        previous = position
+        if custodian is None:
+            if tx.type != "item.register" or tx.tx_id != value["tx"]:
+                raise VerificationError(path, "the first step must be the item's registration")
+            if tx.args.get("parents", []) != value["parents"]:
+                raise VerificationError(path, "parents differ from the certified record")
+            custodian = tx.sender
+        elif tx.type == "item.register":
+            raise VerificationError(path, "registers the item a second time")
+        elif tx.type == "item.transfer":
+            custodian = tx.args["to"]
+    if custodian != value["custodian"]:
+        raise VerificationError(f"item {item!r}", "the transfers do not end at the custodian")
+
+
+# --- the report -------------------------------------------------------------------------------
+
+_STYLE = """
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d232b;background:#f6f7f9}
+header,section,footer{max-width:1100px;margin:0 auto;padding:16px 24px}
+h1{font-size:26px;margin:8px 0}h2{font-size:21px;margin:0 0 8px}h3{font-size:16px;margin:18px 0 6px}
+section{background:#fff;border:1px solid #d9dde3;border-radius:8px;margin-bottom:18px}
+.status{padding:10px 14px;border-radius:6px;background:#e5f6ea;border:1px solid #7cc490}
+.note{color:#4a5563;font-size:13px}code,.mono{font-family:ui-monospace,monospace;font-size:12.5px}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;
+padding:6px 8px;border-bottom:1px solid #e6e9ee}th{background:#eef1f5;font-size:13px}
+dl{display:grid;grid-template-columns:190px 1fr;gap:4px 12px;margin:0}dt{color:#4a5563}
+.kind{font-weight:600}.ok{color:#17753a}ol{margin:4px 0}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+class _Names:
+    def __init__(self, genesis: Genesis) -> None:
+        self._names = account_names(genesis)
+
+    def __call__(self, account: bytes) -> str:
+        name = self._names.get(account.hex())
+        short = account.hex()[:12] + "…"
+        return (
+            f"{_e(name)} <span class=mono>{short}</span>"
+            if name
+            else f"<span class=mono>{short}</span>"
+        )
+
+
+def _meta(meta: dict[str, Any]) -> str:
+    return ", ".join(f"{_e(k)}={_e(v)}" for k, v in sorted(meta.items())) or "none"
+
+
+def _step_detail(step: ReceiptFacts, who: _Names) -> tuple[str, str]:
+    a = step.tx.args
+    if step.tx.type == "item.register":
+        parents = ", ".join(_e(p) for p in a.get("parents", [])) or "none"
+        return "registered", f"meta: {_meta(a.get('meta', {}))}; made from: {parents}"
+    if step.tx.type == "item.transfer":
+        note = f" — {_e(a['note'])}" if a.get("note") else ""
+        return "custody transfer", f"{who(step.tx.sender)} → {who(a['to'])}{note}"
+    parts = [f"<span class=kind>{_e(a['kind'])}</span>"]
+    if a.get("location"):
+        parts.append(f"at {_e(a['location'])}")
+    if a.get("note"):
+        parts.append(f"— {_e(a['note'])}")
+    if a.get("digest") is not None:
+        parts.append(f"attachment SHA-256 <span class=mono>{a['digest'].hex()}</span>")
+    return "event", " ".join(parts)
+
+
+def _item_section(n: int, facts: ItemFacts, ids: list[str], who: _Names) -> list[str]:
+    value, state = facts.state.value, facts.state
+    parents = (
+        ", ".join(f'<a href="#item-{ids.index(p)}">{_e(p)}</a>' for p in value["parents"]) or "none"
+    )
+    out = [
+        f'<section id="item-{n}"><h2>Item {_e(facts.item)}</h2><dl>',
+        f"<dt>Current custodian</dt><dd>{who(value['custodian'])}</dd>",
+        f"<dt>Registered by</dt><dd>{who(value['registrant'])} in block {value['height']}</dd>",
+        f"<dt>Metadata</dt><dd>{_meta(value['meta'])}</dd>",
+        f"<dt>Made from</dt><dd>{parents}</dd>",
+        f"<dt>State proven as of</dt><dd>block {state.height}, certified by block "
+        f"{state.certifying.header.height} at {_e(state.statement['time_utc'])}, signed by "
+        f"{_e(', '.join(state.certifying.signer_names))}</dd></dl>",
+        "<h3>Custodians</h3><ol>",
+    ]
+    holder, since = None, None
+    for step in facts.steps:
+        if step.tx.type == "item.register":
+            holder, since = step.tx.sender, step.statement["time_utc"]
+        elif step.tx.type == "item.transfer" and holder is not None:
+            out.append(
+                f"<li>{who(holder)} from {_e(since)} to {_e(step.statement['time_utc'])}</li>"
+            )
+            holder, since = step.tx.args["to"], step.statement["time_utc"]
+    if holder is not None:
+        out.append(f"<li>{who(holder)} from {_e(since)} (current)</li>")
+    out += [
+        "</ol><h3>Timeline</h3><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Block</th>"
+        "<th>Step</th><th>Details</th><th>By</th><th>Transaction</th><th>Signed by</th>"
+        "</tr></thead><tbody>"
+    ]
+    for seq, step in enumerate(facts.steps):
+        kind, detail = _step_detail(step, who)
+        out.append(
+            f"<tr><td>{seq}</td><td>{_e(step.statement['time_utc'])}</td>"
+            f"<td>{step.block.header.height}</td><td class=kind>{kind}</td><td>{detail}</td>"
+            f"<td>{who(step.tx.sender)}</td><td class=mono>{step.tx.tx_id.hex()[:16]}…</td>"
+            f"<td><span class=ok>✔</span> {_e(', '.join(step.block.signer_names))}</td></tr>"
+        )
+    out.append("</tbody></table></section>")
+    return out
+
+
+def render_report(bundle: BundleFacts, genesis: Genesis) -> str:
+    """The report page: a pure function of the verified bundle and the genesis."""
+    who = _Names(genesis)
+    ids = [i.item for i in bundle.items]
+    n = len(genesis.validators)
+    signers = (
+        min(len(s.block.signer_names) for i in bundle.items for s in i.steps)
+        if (bundle.step_count)
+        else 0
+    )
+    out = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Provenance of {_e(bundle.root)}</title><style>{_STYLE}</style></head><body>",
+        f"<header><h1>Provenance of item {_e(bundle.root)}</h1>",
+        f'<p class="status"><b>Verified offline.</b> {len(bundle.items)} item(s), '
+        f"{bundle.step_count} step(s). Every step has a receipt signed by at least {signers} "
+        f"of the {n} validators of chain <b>{_e(genesis.chain_id)}</b>, and each item's "
+        "current record (custodian, number of steps) has a certified state proof, so no "
+        "step is missing.</p>",
+        '<p class="note">This page is a rendering of the bundle beside it. Check it yourself '
+        "with <code>chain verify DIRECTORY --genesis genesis.toml</code>: it re-checks every "
+        "signature and Merkle path and that this page matches the verified data. Genesis "
+        f"hash <code>{genesis.hash.hex()}</code>.</p></header>",
+    ]
+    for number, facts in enumerate(bundle.items):
+        out += _item_section(number, facts, ids, who)
+    validators = ", ".join(
+        f"{_e(v.name)} <span class=mono>{v.public_key.hex()[:12]}…</span>"
+        for v in genesis.validators
+    )
+    out += [
+        f"<footer class=note>Validators: {validators}. Times are block timestamps "
+        "(the proposer's clock, bounded by the validators' clocks).</footer></body></html>",
+        "",
+    ]
+    return "\n".join(out)
