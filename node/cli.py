@@ -245,6 +245,12 @@ def cmd_item_show(args: argparse.Namespace) -> int:
 
 
 def cmd_notarize(args: argparse.Namespace) -> int:
+    if args.verify:
+        from node.cli_proofs import verify_notarized
+
+        return verify_notarized(args)
+    if not args.file:
+        raise CliError("give the FILE to anchor (or --verify DOCUMENT --receipt FILE)")
     digest = hashlib.sha256(Path(args.file).read_bytes()).digest()
     meta = {"name": Path(args.file).name, **_kv(args.meta)}
     return _send(args, "notary.anchor", {"digest": digest, "meta": meta})
@@ -456,17 +462,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(item, "show", "the item's current state", "chain item show pallet-7", cmd_item_show)
     p.add_argument("item")
     _client_opts(p)
+    from node.cli_proofs import add_item_export_command
+
+    add_item_export_command(item, _sub, _client_opts)
 
     p = _sub(
         sub,
         "notarize",
-        "anchor a document's SHA-256 digest (the file stays local)",
-        "chain notarize contract.pdf --meta case=2026-114",
+        "anchor a document's SHA-256 digest (the file stays local), or check an anchor",
+        "chain notarize contract.pdf --meta case=2026-114\n"
+        "chain notarize --verify contract.pdf --receipt receipt.json --genesis genesis.toml",
         cmd_notarize,
     )
-    p.add_argument("file")
+    p.add_argument("file", nargs="?")
     p.add_argument("--meta", action="append", help="key=value (repeatable)")
     _client_opts(p, key=True, send=True)
+    from node.cli_proofs import add_notarize_verify_options
+
+    add_notarize_verify_options(p)
 
     record = sub.add_parser("record", help="namespaced data records").add_subparsers(
         dest="record_cmd", required=True

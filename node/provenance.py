@@ -54,7 +54,10 @@ class ExportError(Exception):
 class ProofSource(Protocol):
     """Where the exporter gets its documents: a node over RPC, or a Store in tests."""
 
-    def item_proof(self, item: str) -> dict[str, Any]: ...
+    def item_proofs(self, items: list[str]) -> list[dict[str, Any]]:
+        """A state proof of each item's record, in order (a node may answer them at once:
+        each waits for the next block)."""
+        ...
 
     def item_tx_ids(self, item: str, count: int) -> list[bytes]: ...
 
@@ -85,31 +88,22 @@ def build_bundle(source: ProofSource, genesis: Genesis, root: str) -> dict[str, 
     """All files of the bundle for `root`, verified before they are returned."""
     entries: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
-    queue = [root]
-    queued = {root}
-    while queue:
-        if len(entries) >= MAX_ITEMS:
+    level = [root]
+    seen = {root}
+    while level:  # one generation of ancestors per pass; bounded by MAX_ITEMS
+        if len(entries) + len(level) > MAX_ITEMS:
             raise ExportError(f"item {root!r} has more than {MAX_ITEMS} items in its ancestry")
-        item = queue.pop(0)
-        proof = source.item_proof(item)
-        facts = verify_state_document(proof, genesis)
-        if facts.value is None:
-            raise ExportError(f"item {item!r} is not registered (as of height {facts.height})")
-        step_count = facts.value["steps"]
-        if step_count > MAX_STEPS_PER_ITEM:
-            raise ExportError(f"item {item!r} has {step_count} steps, over {MAX_STEPS_PER_ITEM}")
-        state_path = f"state/item-{len(entries):03d}.json"
-        files[state_path] = dump_json(proof).encode()
-        step_paths = []
-        for tx_id in source.item_tx_ids(item, step_count):
-            path = f"receipts/{tx_id.hex()}.json"
-            files[path] = dump_json(source.receipt(tx_id)).encode()
-            step_paths.append(path)
-        entries.append({"item": item, "state_proof": state_path, "steps": step_paths})
-        for parent in facts.value["parents"]:
-            if parent not in queued:
-                queued.add(parent)
-                queue.append(parent)
+        next_level: list[str] = []
+        for item, proof in zip(level, source.item_proofs(level), strict=True):
+            facts = verify_state_document(proof, genesis)
+            if facts.value is None:
+                raise ExportError(f"item {item!r} is not registered (as of height {facts.height})")
+            entries.append(_export_item(source, files, len(entries), item, proof, facts))
+            for parent in facts.value["parents"]:
+                if parent not in seen:
+                    seen.add(parent)
+                    next_level.append(parent)
+        level = next_level
     manifest = {
         "format": BUNDLE_FORMAT,
         "item": root,
@@ -124,6 +118,28 @@ def build_bundle(source: ProofSource, genesis: Genesis, root: str) -> dict[str, 
         raise ExportError(f"the node's answers do not form a verifiable bundle: {exc}") from exc
     files[REPORT] = render_report(bundle, genesis).encode()
     return files
+
+
+def _export_item(
+    source: ProofSource,
+    files: dict[str, bytes],
+    number: int,
+    item: str,
+    proof: dict[str, Any],
+    facts: StateFacts,
+) -> dict[str, Any]:
+    step_count = facts.value["steps"]
+    if step_count > MAX_STEPS_PER_ITEM:
+        raise ExportError(f"item {item!r} has {step_count} steps, over {MAX_STEPS_PER_ITEM}")
+    state_path = f"state/item-{number:03d}.json"
+    files[state_path] = dump_json(proof).encode()
+    step_paths = []
+    # Only the first step_count steps: later ones are not covered by this state proof.
+    for tx_id in source.item_tx_ids(item, step_count):
+        path = f"receipts/{tx_id.hex()}.json"
+        files[path] = dump_json(source.receipt(tx_id)).encode()
+        step_paths.append(path)
+    return {"item": item, "state_proof": state_path, "steps": step_paths}
 
 
 def write_bundle(files: Mapping[str, bytes], directory: Path) -> None:

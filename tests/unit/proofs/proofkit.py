@@ -128,13 +128,13 @@ class StoreSource:
     def __init__(self, chain: CertifiedChain) -> None:
         self.chain = chain
 
-    def item_proof(self, item: str) -> dict[str, Any]:
-        snapshot = receipts.read_state(self.chain.store, apps.item_key(item))
-        if receipts.finish_state_proof(self.chain.store, self.chain.genesis, snapshot) is None:
-            self.chain.commit([])  # what a node gets by waiting for its next block
-        doc = receipts.finish_state_proof(self.chain.store, self.chain.genesis, snapshot)
-        assert doc is not None
-        return doc
+    def item_proofs(self, items: list[str]) -> list[dict[str, Any]]:
+        store, genesis = self.chain.store, self.chain.genesis
+        snapshots = [receipts.read_state(store, apps.item_key(item)) for item in items]
+        self.chain.commit([])  # what a node gets by waiting for its next block
+        docs = [receipts.finish_state_proof(store, genesis, s) for s in snapshots]
+        assert all(doc is not None for doc in docs)
+        return docs  # type: ignore[return-value]
 
     def item_tx_ids(self, item: str, count: int) -> list[bytes]:
         return [step["tx_id"] for step in self.chain.store.item_history(item, 0, count)]
