@@ -43,6 +43,9 @@ MAX_STEPS_PER_ITEM = 1000
 MAX_BUNDLE_FILES = MAX_ITEMS * (MAX_STEPS_PER_ITEM + 1) + 2
 MAX_BUNDLE_BYTES = 1 << 30
 ITEM_TX_TYPES = ("item.register", "item.transfer", "item.event")
+ITEM_RECORD_KEYS = frozenset(
+    {"custodian", "registrant", "meta", "parents", "height", "tx", "steps"}
+)
 _RECEIPT_PATH = re.compile(r"receipts/[0-9a-f]{64}\.json")
 _STATE_PATH = re.compile(r"state/item-[0-9]{3}\.json")
 
@@ -245,6 +248,8 @@ def _verify_item(
     state = _verify_file(files, state_path, genesis, verify_state_document)
     if state.statement["subject"] != {"type": "item", "item": item} or state.value is None:
         raise VerificationError(state_path, f"is not a presence proof of item {item!r}")
+    if not isinstance(state.value, dict) or not set(state.value) >= ITEM_RECORD_KEYS:
+        raise VerificationError(state_path, "the certified value is not an item record")
     steps = tuple(_verify_file(files, p, genesis, verify_receipt) for p in step_paths)
     _check_history(item, state, steps, step_paths)
     return ItemFacts(item, state, steps)

@@ -448,7 +448,11 @@ def _normalise(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_statement(given: object, derived: dict[str, Any]) -> None:
-    if json.dumps(given, sort_keys=True) != json.dumps(derived, sort_keys=True):
+    try:
+        given_text = json.dumps(given, sort_keys=True)
+    except (TypeError, ValueError):
+        raise VerificationError("statement", "is not plain JSON") from None
+    if given_text != json.dumps(derived, sort_keys=True):
         raise VerificationError("statement", "does not match what the verified parts show")
 
 
@@ -530,6 +534,13 @@ def summary_lines(facts: Facts, genesis: Genesis) -> list[str]:
 
 
 def describe_state(s: dict[str, Any], names: dict[str, str]) -> str:
+    try:
+        return _describe_state(s, names)
+    except (KeyError, TypeError, AttributeError):  # a value of an unexpected shape
+        return f"key {json.dumps(s['subject'])} holds {json.dumps(s['value'])}"
+
+
+def _describe_state(s: dict[str, Any], names: dict[str, str]) -> str:
     subject, v, height = s["subject"], s["value"], s["as_of_height"]
     kind = subject["type"]
     if kind == "item":
