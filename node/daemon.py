@@ -78,6 +78,19 @@ class Node:
             nonce_window=cfg.mempool.nonce_window,
         )
         self._chain = Chain(self.genesis, store, mempool)
+        self._replay_decided()
+
+    def _replay_decided(self) -> None:
+        """Commit blocks our replica decided just before a crash that the store lacks."""
+        store = self.chain.store
+        for height, payload, cert in store.load_decided():
+            if height != store.head.height + 1:
+                break
+            block = self.chain.decode_payload(payload)
+            store.commit_block(
+                block, cert, chain_id=self.genesis.chain_id, signature_ok=lambda t: t.signature_ok()
+            )
+            log.info("committed journaled block %d decided before the last stop", height)
 
     def _needs_network(self) -> bool:
         return len(self.genesis.validators) > 1 or bool(self.config.p2p.peers)

@@ -198,11 +198,30 @@ class ConsensusDriver:
     # --- outputs -----------------------------------------------------------------------------
 
     async def _carry_out(self, actions: list[Any]) -> None:
-        for action in actions:
+        journaled: set[int] = set()
+        for i, action in enumerate(actions):
             if isinstance(action, Persist):
+                # Decided blocks delivered later in this list go into the same synced write:
+                # a crash between the vote record and the block commit must not leave the
+                # replica remembering a decision the store cannot replay (n = 1 has no peer
+                # to fetch it from).
+                decided = [
+                    (a.height, a.payload, a.certificate.to_bytes())
+                    for a in actions[i + 1 :]
+                    if isinstance(a, Deliver) and a.height > self.chain.store.head.height
+                ]
+                journaled.update(h for h, _, _ in decided)
                 await trio.to_thread.run_sync(
-                    self.chain.store.save_consensus, action.state.to_bytes()
+                    self.chain.store.save_consensus, action.state.to_bytes(), decided
                 )
+            elif isinstance(action, Deliver) and action.height not in journaled:
+                head = self.chain.store.head.height
+                if action.height > head:
+                    await trio.to_thread.run_sync(
+                        self.chain.store.journal_decided,
+                        [(action.height, action.payload, action.certificate.to_bytes())],
+                    )
+                await self._deliver(action.height, action.payload, action.certificate)
             elif isinstance(action, Send):
                 self._send(action.to, encode_message(action.msg))
             elif isinstance(action, Broadcast):

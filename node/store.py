@@ -267,10 +267,36 @@ class Store:
 
     # --- consensus log --------------------------------------------------------------------
 
-    def save_consensus(self, record: bytes) -> None:
-        """Durable (synced) before it returns: the replica's vote guard depends on it."""
+    def save_consensus(
+        self, record: bytes, decided: list[tuple[int, bytes, bytes]] | None = None
+    ) -> None:
+        """Durable (synced) before it returns: the replica's vote guard depends on it.
+
+        `decided` (height, payload, certificate) are blocks the replica decided in the same
+        step: journaled in the same transaction so that a restart can commit them even when
+        no peer can serve them (replay_decided).
+        """
         with self._write_lock, self.env.begin(write=True) as txn:
             txn.put(b"replica", record, db=self.db["consensus"])
+            self._put_decided(txn, decided or [])
+
+    def journal_decided(self, decided: list[tuple[int, bytes, bytes]]) -> None:
+        with self._write_lock, self.env.begin(write=True) as txn:
+            self._put_decided(txn, decided)
+
+    def _put_decided(self, txn: Any, decided: list[tuple[int, bytes, bytes]]) -> None:
+        if decided:
+            txn.put(b"decided", encoding.pack([list(d) for d in decided]), db=self.db["consensus"])
+
+    def load_decided(self) -> list[tuple[int, bytes, bytes]]:
+        """Journaled decided blocks above the head, in height order."""
+        with self.env.begin() as txn:
+            raw = txn.get(b"decided", db=self.db["consensus"])
+        if raw is None:
+            return []
+        head = self.head.height
+        items = [(int(h), bytes(p), bytes(c)) for h, p, c in encoding.unpack_fast(bytes(raw))]
+        return sorted(i for i in items if i[0] > head)
 
     def load_consensus(self) -> bytes | None:
         with self.env.begin() as txn:
