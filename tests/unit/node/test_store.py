@@ -112,3 +112,17 @@ def test_full_map_stops_cleanly(tmp_path: Path, accounts: dict[str, Account]) ->
     assert again.head == head
     assert all(again.get_block(h) is not None for h in range(1, head.height + 1))
     again.close()
+
+
+def test_decided_journal_survives_reopen(tmp_path: Path, accounts: dict[str, Account]) -> None:
+    genesis = make_genesis(accounts)
+    store = open_store(tmp_path / "db", genesis)
+    b1 = next_block(store, [accounts["maker"].tx("item.register", {"item": "j"})])
+    store.save_consensus(b"vote-record", [(1, b1.payload, b"cert1")])
+    store.close()
+    again = open_store(tmp_path / "db", genesis)
+    assert again.load_consensus() == b"vote-record"
+    assert again.load_decided() == [(1, b1.payload, b"cert1")]
+    again.commit_block(b1, b"cert1", chain_id=CHAIN, signature_ok=lambda t: True)
+    assert again.load_decided() == []  # at or below the head: nothing left to replay
+    again.close()
