@@ -139,7 +139,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     from node.daemon import serve
 
-    return trio.run(serve, Path(args.home))
+    return trio.run(serve, Path(args.home), args.log_level)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -367,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "start", "run a node until SIGINT or SIGTERM", "chain start --home ./mynode", cmd_start
     )
     p.add_argument("--home", required=True)
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="override [node] log_level of config.toml",
+    )
 
     from node.testnet import add_testnet_parser
 

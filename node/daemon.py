@@ -258,10 +258,10 @@ class Node:
         return out
 
 
-async def serve(home: Any) -> int:
+async def serve(home: Any, log_level: str | None = None) -> int:
     """Run a node until SIGINT/SIGTERM; exit status 0 on a clean stop, 2 when it halted."""
     node = Node.from_home(home)
-    setup_logging(node.config.node.log_level)
+    setup_logging(log_level or node.config.node.log_level)
     halted: str | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
