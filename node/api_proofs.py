@@ -31,7 +31,7 @@ Handler = Callable[[Params, Any], Awaitable[object]]
 
 def certify_wait_s(chain: Any) -> float:
     """How long to wait for the next block: two block intervals and a second, capped."""
-    interval_s = chain.params.max_block_interval_ms / 1000
+    interval_s = float(chain.params.max_block_interval_ms) / 1000
     return min(MAX_CERTIFY_WAIT_S, 2 * interval_s + 1.0)
 
 
@@ -41,7 +41,7 @@ async def _wait_for_height(chain: Any, height: int, timeout_s: float) -> bool:
         while chain.store.head.height < height:
             await trio.sleep(POLL_INTERVAL_S)
         return True
-    return chain.store.head.height >= height
+    return bool(chain.store.head.height >= height)
 
 
 def _not_ready(what: str, height: int) -> RpcError:
