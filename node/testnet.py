@@ -344,7 +344,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({n: query(root, n) for n in names}, indent=2))
     else:
-        LiveView(root, names).draw(tty=True)
+        print("\n".join(LiveView(root, names).rows()))
     return 0
 
 
