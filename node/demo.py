@@ -18,11 +18,13 @@ from node.rpc.client import RpcClient
 from node.wallet import Wallet
 
 STEP_PAUSE_S = 0.5
+MAX_LOG_LINES = 100
 
 
 class Demo:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, quiet: bool = False) -> None:
         self.root = root
+        self.quiet = quiet  # the live view shows recent() instead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo", daemon=True)
         self.log: list[str] = []
@@ -33,25 +35,29 @@ class Demo:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=2)  # a daemon thread: never hold up the exit
 
     def _say(self, line: str) -> None:
         self.log.append(line)
-        print(f"demo: {line}", flush=True)
+        del self.log[:-MAX_LOG_LINES]
+        if not self.quiet:
+            print(f"demo: {line}", flush=True)
 
-    def _wallets(self, node: str) -> dict[str, Wallet]:
-        rpc = RpcClient(self.root / node / "control.sock", timeout_s=30)
-        return {
-            name: Wallet(rpc, crypto.read_key_file(self.root / "accounts" / f"{name}.key"))
-            for name in ("manufacturer", "shipper", "retailer", "inspector")
-        }
+    def recent(self, count: int) -> list[str]:
+        return self.log[-count:]
 
     def _run(self) -> None:
         import json
 
         nodes = [n["name"] for n in json.loads((self.root / "testnet.json").read_text())["nodes"]]
+        clients = [RpcClient(self.root / n / "control.sock", timeout_s=30) for n in nodes]
         try:
-            wallets = [self._wallets(n) for n in nodes]
+            # One wallet per account (one nonce sequence), pointed at a different node each round.
+            keys = self.root / "accounts"
+            wallets = {
+                name: Wallet(clients[0], crypto.read_key_file(keys / f"{name}.key"))
+                for name in ("manufacturer", "shipper", "retailer", "inspector")
+            }
         except Exception as exc:  # the testnet went away
             self._say(f"cannot connect: {exc}")
             return
@@ -59,15 +65,15 @@ class Demo:
         for n in itertools.count():
             if self._stop.is_set():
                 return
-            w = wallets[n % len(wallets)]
+            for wallet in wallets.values():
+                wallet.rpc = clients[n % len(clients)]
             item = f"pallet-{suffix}-{n}"
             try:
-                self._scenario(w, item, nodes[n % len(nodes)])
+                self._scenario(wallets, item, nodes[n % len(nodes)])
             except Exception as exc:
                 self._say(f"{item}: {exc}")
-                w = wallets[(n + 1) % len(wallets)]
-                for wallet in w.values():
-                    wallet._next_nonce = None
+                for wallet in wallets.values():
+                    wallet._next_nonce = None  # resynchronise with the chain
             self._stop.wait(STEP_PAUSE_S)
 
     def _scenario(self, w: dict[str, Wallet], item: str, node: str) -> None:
@@ -110,5 +116,5 @@ class Demo:
             self._say(f"{text} via {node}: {status} at {where}")
 
 
-def start_demo(root: Path) -> Demo:
-    return Demo(root).start()
+def start_demo(root: Path, *, quiet: bool = False) -> Demo:
+    return Demo(root, quiet=quiet).start()

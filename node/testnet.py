@@ -248,9 +248,13 @@ class LiveView:
             )
         return out
 
-    def draw(self, tty: bool) -> None:
+    def draw(self, tty: bool, extra: list[str] | None = None) -> None:
         rows = self.rows()
         if tty:
+            if extra is not None:  # a fixed number of lines, so the redraw stays in place
+                rows += ["", "recent demo activity:", *extra[-8:], *[""] * (8 - len(extra[-8:]))]
+            width = max(20, shutil.get_terminal_size().columns - 1)
+            rows = [r[:width] for r in rows]
             if self._lines_drawn:
                 sys.stdout.write(f"\x1b[{self._lines_drawn}F")
             sys.stdout.write("".join(r + "\x1b[K\n" for r in rows))
@@ -314,20 +318,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.demo:
         from node.demo import start_demo
 
-        demo = start_demo(root)
+        demo = start_demo(root, quiet=sys.stdout.isatty())
     view = LiveView(root, names)
     tty = sys.stdout.isatty()
     deadline = time.monotonic() + args.duration if args.duration else None
     try:
         while deadline is None or time.monotonic() < deadline:
-            view.draw(tty)
+            view.draw(tty, demo.recent(8) if demo is not None else None)
             time.sleep(1.0 if tty else 5.0)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
+        stop_all(root)  # first: the demo's pending calls then fail at once
         if demo is not None:
             demo.stop()
-        stop_all(root)
     print("testnet stopped", flush=True)
     return 0
 
