@@ -23,7 +23,7 @@ from node.ledger.errors import BlockInvalid
 from node.ledger.genesis import Genesis
 from node.ledger.tx import Transaction, decode_tx
 from node.mempool import Mempool
-from node.store import Committed, Store, StoreError
+from node.store import Committed, Store, StoreError, TxnReader
 
 log = logging.getLogger("chain.ledger")
 
@@ -184,7 +184,7 @@ class Chain:
             self._check_header(block.header, height, view, leader)
             with self.store.env.begin() as txn:
                 state_db = self.store.db["state"]
-                reader = _Reader(txn, state_db)
+                reader = TxnReader(txn, state_db)
                 check_block_txs(
                     block,
                     reader,
@@ -259,13 +259,3 @@ class Chain:
         if not event.is_set() and self._waiters.get(tx_id) is event and tx_id not in self.mempool:
             self._waiters.pop(tx_id, None)
         return self.store.get_tx_location(tx_id) is not None
-
-
-class _Reader:
-    def __init__(self, txn: Any, db: Any) -> None:
-        self._txn = txn
-        self._db = db
-
-    def get(self, key: bytes) -> bytes | None:
-        value = self._txn.get(key, db=self._db)
-        return None if value is None else bytes(value)

@@ -76,7 +76,9 @@ class Committed:
     head: Head
 
 
-class _TxnReader:
+class TxnReader:
+    """State reads through an open LMDB transaction (for checks and execution)."""
+
     def __init__(self, txn: Any, db: Any) -> None:
         self._txn = txn
         self._db = db
@@ -229,7 +231,7 @@ class Store:
         signature_ok: Callable[[Transaction], bool],
     ) -> Committed:
         db = self.db
-        reader = _TxnReader(txn, db["state"])
+        reader = TxnReader(txn, db["state"])
         check_block_txs(
             block,
             reader,

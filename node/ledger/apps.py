@@ -301,12 +301,18 @@ def _item_register(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     return {"item": a["item"]}
 
 
-def _item_transfer(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
-    a = ctx.tx.args
-    key = item_key(a["item"])
+def _registered_item(ctx: _Ctx) -> tuple[bytes, dict[str, Any]]:
+    item_id = ctx.tx.args["item"]
+    key = item_key(item_id)
     item = ctx.state.get(key)
     if item is None:
-        raise Refused("unknown_item", f"item {a['item']!r} is not registered")
+        raise Refused("unknown_item", f"item {item_id!r} is not registered")
+    return key, item
+
+
+def _item_transfer(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    key, item = _registered_item(ctx)
     if item["custodian"] != ctx.tx.sender:
         raise Refused(
             "not_custodian",
@@ -330,10 +336,7 @@ def _item_transfer(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
 
 def _item_event(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     a = ctx.tx.args
-    key = item_key(a["item"])
-    item = ctx.state.get(key)
-    if item is None:
-        raise Refused("unknown_item", f"item {a['item']!r} is not registered")
+    key, item = _registered_item(ctx)
     if item["custodian"] != ctx.tx.sender and "inspector" not in account["roles"]:
         raise Refused(
             "not_custodian", "only the custodian or an inspector may record events on this item"
