@@ -210,3 +210,26 @@ def test_garbage_on_the_socket(net: Testnet) -> None:
         assert code_of((b"\x92\xc4" + b"\x00").hex()) == 1007
         # The node still serves.
         assert rpc.call("node_status")["height"] >= status["height"]
+
+
+def test_subscriptions_push_blocks_and_a_tx_commit(net: Testnet) -> None:
+    key = net.key("retailer")
+    with net.rpc() as sub, net.rpc() as rpc:
+        blocks = sub.subscribe("blocks")
+        status = rpc.call("node_status")
+        nonce = rpc.call("account_get", {"account": key.public_key.hex()})["next_nonce"]
+        tx = make_tx(key, status["chain_id"], nonce, "notary.anchor", {"digest": b"\x61" * 32})
+        tx_sub = sub.subscribe("tx:" + tx.tx_id.hex())
+        rpc.call("tx_submit", {"tx": tx.raw.hex()})
+        seen_tx = None
+        heights = []
+        deadline = time.monotonic() + 30
+        while seen_tx is None and time.monotonic() < deadline:
+            note = sub.next_notification(timeout_s=10)
+            if note.subscription == blocks:
+                heights.append(note.result["height"])
+            elif note.subscription == tx_sub:
+                seen_tx = note.result
+        assert seen_tx is not None and seen_tx["status"] == "committed"
+        assert heights == sorted(heights) and heights, heights
+        assert rpc.call("tx_get", {"tx_id": tx.tx_id.hex()})["height"] == seen_tx["height"]
