@@ -188,6 +188,16 @@ class Mempool:
         self.counters["evicted_stale"] += dropped
         return dropped
 
+    def older_than(self, age_ms: int, limit: int) -> list[Transaction]:
+        """Up to `limit` of the oldest transactions that have waited at least `age_ms`."""
+        cutoff = self._clock_ms() - age_ms
+        out: list[Transaction] = []
+        for entry in self._by_id.values():  # arrival order: oldest first
+            if entry.added_ms > cutoff or len(out) >= limit:
+                break
+            out.append(entry.tx)
+        return out
+
     def oldest_age_ms(self) -> int:
         for entry in self._by_id.values():
             return self._clock_ms() - entry.added_ms

@@ -38,6 +38,9 @@ SYNC_BATCH_BLOCKS = 64
 SYNC_MAX_BYTES = 8 * 1024 * 1024
 SYNC_TIMEOUT_S = 5.0
 HEAD_INTERVAL_S = 1.0
+REGOSSIP_INTERVAL_S = 5.0
+REGOSSIP_AGE_MS = 5000
+REGOSSIP_MAX = 2000
 
 
 class Network:
@@ -182,6 +185,7 @@ class Network:
             nursery.start_soon(self._serve_blocks_loop)
             nursery.start_soon(self._sync_loop)
             nursery.start_soon(self._head_loop)
+            nursery.start_soon(self._regossip_loop)
             task_status.started()
 
     async def _dispatch(self) -> None:
@@ -241,6 +245,17 @@ class Network:
             self._tx_flush = trio.Event()
             raws, self._outgoing_txs = self._outgoing_txs, []
             self._relay(raws, exclude=None)
+
+    async def _regossip_loop(self) -> None:
+        """Offer again what has waited long: a peer that was down or cut off when a tx was
+        first gossiped (the next leader, say) would otherwise never see it. Peers drop what
+        their seen-set already holds, so this costs little."""
+        while True:
+            await trio.sleep(REGOSSIP_INTERVAL_S)
+            stale = self.node.chain.mempool.older_than(REGOSSIP_AGE_MS, REGOSSIP_MAX)
+            if stale:
+                self.counters["regossiped_txs"] += len(stale)
+                self._relay([tx.raw for tx in stale], exclude=None)
 
     async def _head_loop(self) -> None:
         while True:

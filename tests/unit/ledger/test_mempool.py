@@ -94,3 +94,17 @@ def test_commit_removes_and_recheck_drops_stale(
     assert pool.recheck() == 1
     assert [t.nonce for t in pool.reap(10, 1 << 20)] == [4]
     assert pool.next_nonce(maker.pub, 3) == 5
+
+
+def test_older_than_for_regossip(state: DictState, accounts: dict[str, Account]) -> None:
+    now = [1000]
+    pool = make_pool(state)
+    pool._clock_ms = lambda: now[0]
+    maker = accounts["maker"]
+    first = reg(maker, "a")
+    pool.add(first)
+    now[0] += 6000
+    pool.add(reg(maker, "b"))
+    assert pool.older_than(5000, 10) == [first]
+    assert pool.older_than(5000, 0) == []
+    assert pool.oldest_age_ms() == 6000
