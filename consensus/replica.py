@@ -337,6 +337,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             self._delivered < self._fetch_target
             and self._now - self._last_fetch_tick >= self._config.fetch_retry_ticks
         ):
+            self._fetch_peers = self._all_others()  # the hinted holders did not deliver
             self._emit_fetch()
 
     def _maybe_retransmit(self) -> None:
@@ -569,6 +570,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if payload is None:
             self._learn_committed(slot.height, certificate.signers())
             return
+        self._deliver(certificate, payload)
+
+    def _deliver(self, certificate: CommitCertificate, payload: bytes) -> None:
+        if certificate.height != self._delivered + 1:
+            raise RuntimeError("deliveries must be in height order")
         self._out.append(Deliver(certificate.height, payload, certificate))
         self._count("delivered")
         self._delivered = certificate.height
@@ -621,3 +627,4 @@ class Replica(ViewChangeMixin, CatchUpMixin):
             slot.pending = None
             self._consider_proposal(pending)
         self._try_deliver()
+        self._deliver_from_certificates()

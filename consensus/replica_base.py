@@ -132,5 +132,20 @@ class ReplicaBase:
     def _learn_committed(self, height: int, peers: tuple[int, ...] | list[int]) -> None:
         raise NotImplementedError
 
+    def _all_others(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _emit_fetch(self) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, certificate: CommitCertificate, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _payload_for(self, height: int, digest: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def _deliver_from_certificates(self) -> bool:
+        raise NotImplementedError
+
     def _learn_from_certificate(self, certificate: CommitCertificate, source: int) -> bool:
         raise NotImplementedError

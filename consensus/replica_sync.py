@@ -104,24 +104,47 @@ class CatchUpMixin(ReplicaBase):
         if certificate.height == slot.height and slot.decided is None:
             slot.decided = certificate
             self._try_deliver()
-        else:
+        elif not self._deliver_from_certificates():
             self._learn_committed(certificate.height, (*certificate.signers(), source))
         return True
+
+    def _deliver_from_certificates(self) -> bool:
+        """Deliver the next height when its certificate is known and its payload is at hand
+        (say a block this replica prepared, decided by others while its slot moved on)."""
+        delivered_any = False
+        for _ in range(self._config.certificate_cache_size):
+            certificate = self._certificates.get(self._delivered + 1)
+            if certificate is None:
+                break
+            payload = self._payload_for(certificate.height, certificate.digest)
+            if payload is None:
+                break
+            self._count("delivered_from_certificate")
+            self._deliver(certificate, payload)
+            delivered_any = True
+        return delivered_any
 
     def _on_commit_notice(self, msg: CommitNotice) -> None:
         self._learn_from_certificate(msg.certificate, msg.sender)
 
     def _learn_committed(self, height: int, peers: tuple[int, ...] | list[int]) -> None:
-        """Block `height` is known final (certificate or f + 1 checkpoints): fetch what we lack."""
+        """Block `height` is known final (certificate or f + 1 checkpoints): fetch what we lack.
+
+        The first request goes to the validators known to hold the block; a retry goes to
+        every other validator, so that one that refuses to serve cannot stall us."""
         if height <= self._delivered:
             return
-        peers = self._others(peers) or self._others(list(range(self._n)))
+        hinted = self._others(peers)
         if height > self._fetch_target:
             self._fetch_target = height
-            self._fetch_peers = peers
+            self._fetch_peers = hinted or self._all_others()
             self._emit_fetch()
         elif self._now - self._last_fetch_tick >= self._config.fetch_retry_ticks:
+            self._fetch_peers = self._all_others()
             self._emit_fetch()
+
+    def _all_others(self) -> tuple[int, ...]:
+        return self._others(list(range(self._n)))
 
     def _emit_fetch(self) -> None:
         self._last_fetch_tick = self._now
@@ -184,6 +207,8 @@ class CatchUpMixin(ReplicaBase):
         if self._last_commit is not None and self._last_commit.height <= height:
             self._last_commit = None
         if self._prepared is not None and self._prepared.height <= height:
+            if self._prepared.height > self._delivered:
+                self._count("gc.prepared_not_delivered")
             self._prepared = None
             self._prepared_payload = None
         for sender in sorted(self._future):

@@ -241,4 +241,5 @@ class ViewChangeMixin(ReplicaBase):
         proposal = nv.pre_prepare
         if proposal is not None and proposal.height == self._slot.height:
             self._accept_proposal(proposal)
+        self._deliver_from_certificates()
         self._replay_future()

@@ -11,7 +11,7 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING
 
-from sim_plan import CORRUPT, DOUBLE_VOTE, EQUIVOCATE, LYING_VIEW_CHANGE, WITHHOLD
+from sim_plan import CORRUPT, DOUBLE_VOTE, EQUIVOCATE, LYING_VIEW_CHANGE, SPLIT, WITHHOLD
 from sim_support import BlockBody, decode_body, sha256
 
 from consensus import (
@@ -59,20 +59,40 @@ class ByzantineMixin:
         chooser = random.Random(f"{self.plan.seed}/withhold/{node.identity}")  # type: ignore[attr-defined]
         return chooser.choice(WITHHELD_KIND_CHOICES)
 
+    def _victims(self, node: Node) -> frozenset[int]:
+        """The identities a split-brain voter starves of its commits (fixed per seed)."""
+        chooser = random.Random(f"{self.plan.seed}/victims/{node.identity}")  # type: ignore[attr-defined]
+        others = [i for i in sorted(self.by_identity) if i != node.identity]
+        return frozenset(chooser.sample(others, max(1, len(others) - 1)))
+
+    def _starves(self, node: Node, view: int) -> frozenset[int]:
+        """Whom a split-brain voter hides its commits from for a block of `view`: the victims,
+        unless a victim leads that view (then it helps the victims decide their own block)."""
+        victims = self._victims(node)
+        leader = view % len(self.keys.public_keys)  # type: ignore[attr-defined]
+        return frozenset() if leader in victims else victims
+
     def on_incoming(self, node: Node, msg: Message) -> None:
         """A double voter prepares and commits every proposal it sees."""
-        if DOUBLE_VOTE not in node.behaviours or not isinstance(msg, PrePrepare):
+        voter = DOUBLE_VOTE in node.behaviours or SPLIT in node.behaviours
+        if not voter or not isinstance(msg, PrePrepare):
             return
         self.count("byzantine.double_votes")
         sign = self.keys.signer(node.identity)  # type: ignore[attr-defined]
         for phase, kind in (("prepare", Prepare), ("commit", Commit)):
             signature = sign(vote_signing_bytes(CHAIN_ID, phase, msg.view, msg.height, msg.digest))
             vote = kind(msg.view, msg.height, msg.digest, node.identity, signature)
-            self._to_all(node, vote)
+            self._to_all(
+                node,
+                vote,
+                skip=self._victims(node)
+                if kind is Commit and SPLIT in node.behaviours
+                else frozenset(),
+            )
 
-    def _to_all(self, node: Node, msg: Message) -> None:
+    def _to_all(self, node: Node, msg: Message, skip: frozenset[int] = frozenset()) -> None:
         for identity in sorted(self.by_identity):
-            if identity != node.identity:
+            if identity != node.identity and identity not in skip:
                 for receiver in self.by_identity[identity]:
                     self.send_to(node, receiver, msg)
 
@@ -81,6 +101,12 @@ class ByzantineMixin:
         if node.honest:
             return [(target, msg) for target in targets]
         behaviours = node.behaviours
+        if SPLIT in behaviours and isinstance(msg, Commit | CommitNotice):
+            view = msg.view if isinstance(msg, Commit) else msg.certificate.view
+            starved = self._starves(node, view)
+            kept = [t for t in targets if t not in starved]
+            self.count("byzantine.split_withheld", len(targets) - len(kept))
+            targets = kept
         if WITHHOLD in behaviours and isinstance(msg, self._withheld_kinds(node)):
             kept = [t for t in targets if self.rng.random() < 0.3]
             self.count("byzantine.withheld", len(targets) - len(kept))

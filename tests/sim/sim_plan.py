@@ -21,7 +21,10 @@ TWIN = "twin"  # the identity runs twice (Twins), each copy with its own links a
 LYING_VIEW_CHANGE = "lying-view-change"  # its view changes hide what it prepared/committed
 CENSOR = "censor"  # as leader, proposes blocks without the waiting transactions
 CORRUPT = "corrupt"  # sometimes sends messages with broken signatures
-BEHAVIOURS = (EQUIVOCATE, WITHHOLD, DOUBLE_VOTE, TWIN, LYING_VIEW_CHANGE, CENSOR, CORRUPT)
+# Votes for every proposal it sees, but never lets a fixed set of victims see its commits or
+# commit notices: the victims stay prepared while others commit (a split brain to exploit).
+SPLIT = "split"
+BEHAVIOURS = (EQUIVOCATE, WITHHOLD, DOUBLE_VOTE, TWIN, LYING_VIEW_CHANGE, CENSOR, CORRUPT, SPLIT)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class RunPlan:
     slow_rate: float
     block_delay_units: tuple[int, int]
     exec_delay_units: tuple[int, int]
+    fetch_delay_units: tuple[int, int]  # how long block sync takes to answer
     fault_ticks: int  # the network heals and every crashed node restarts at this tick
     faults: tuple[FaultEvent, ...]
     real_signatures: bool
@@ -84,6 +88,8 @@ def plan_for_seed(
     n = validators if validators is not None else rng.choice([4, 4, 4, 5, 6, 7, 7, 8, 10])
     f = max_faulty(n)
     tune = PROFILES[profile]
+    if profile == "mixed" and rng.random() < 0.25:
+        tune = PROFILES["adversarial"]  # a quarter of the default runs face the nastier mix
     byzantine: dict[int, frozenset[str]] = {}
     if f > 0 and rng.random() < tune.byzantine_chance:
         count = rng.randint(1, f)
@@ -113,6 +119,7 @@ def plan_for_seed(
         slow_rate=rng.choice([0.0, 0.05, 0.2]),
         block_delay_units=(10, rng.choice([60, 150])),
         exec_delay_units=(1, rng.choice([5, 40])),
+        fetch_delay_units=rng.choice(tune.fetch_delay_units),
         fault_ticks=fault_ticks,
         faults=faults,
         real_signatures=seed % 50 == 7,
@@ -126,8 +133,12 @@ def _draw_faults(
     events: list[FaultEvent] = []
     for _ in range(rng.randint(0, tune.max_partitions)):
         start = rng.randint(1, max(1, fault_ticks - 5))
-        length = rng.randint(3, 60)
-        size = rng.randint(1, instance_count - 1)
+        length = rng.randint(*tune.partition_ticks)
+        size = (
+            rng.randint(1, instance_count - 1)
+            if tune.isolate_one_in <= 0 or rng.randrange(tune.isolate_one_in)
+            else 1
+        )
         group = tuple(sorted(rng.sample(range(instance_count), size)))
         events.append(FaultEvent(start, "partition", group))
         events.append(FaultEvent(min(start + length, fault_ticks), "heal"))
@@ -155,6 +166,9 @@ class Profile:
     max_partitions: int
     max_crashes: int
     crash_all_chance: float
+    isolate_one_in: int = 0  # when > 0, 1 in this many partitions cuts off a single node
+    partition_ticks: tuple[int, int] = (3, 60)
+    fetch_delay_units: tuple[tuple[int, int], ...] = ((5, 60), (5, 400))
 
 
 PROFILES: dict[str, Profile] = {
@@ -168,5 +182,21 @@ PROFILES: dict[str, Profile] = {
         max_partitions=3,
         max_crashes=4,
         crash_all_chance=0.1,
+    ),
+    # A byzantine strategy aimed at the view change after garbage collection: split-brain
+    # voters, lossy links, nodes cut off alone for short spells, a checkpoint at every
+    # height or two. Safety must hold here too (scripts/simulate --profile adversarial).
+    "adversarial": Profile(
+        byzantine_chance=1.0,
+        behaviours=(SPLIT, SPLIT, DOUBLE_VOTE, LYING_VIEW_CHANGE),
+        checkpoint_intervals=(1, 2),
+        fault_ticks=(60, 120),
+        drop_rates=(0.05, 0.1, 0.2),
+        max_partitions=30,
+        max_crashes=1,
+        crash_all_chance=0.0,
+        isolate_one_in=1,
+        partition_ticks=(3, 12),
+        fetch_delay_units=((100, 1000),),
     ),
 }

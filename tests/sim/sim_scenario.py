@@ -284,7 +284,8 @@ class Scenario:
                     else:
                         self.out.append(f"  {index} sends {self._describe(msg)}")
                 targets = (
-                    [action.to] if isinstance(action, Send)
+                    [action.to]
+                    if isinstance(action, Send)
                     else [i for i in range(len(self.replicas)) if i != index]
                 )
                 for target in targets:
@@ -306,8 +307,9 @@ class Scenario:
         )
         r.chain.append(action)
         assert r.replica is not None
-        self._perform(index, r.replica.executed(action.height, _root(action.height),
-                                                action.certificate))
+        self._perform(
+            index, r.replica.executed(action.height, _root(action.height), action.certificate)
+        )
 
     def _fetch(self, index: int, action: FetchBlocks) -> None:
         r = self.replicas[index]
@@ -325,8 +327,9 @@ class Scenario:
                 if block.height != len(r.chain) + 1 or r.replica is None:
                     continue
                 r.chain.append(block)
-                self._perform(index, r.replica.executed(block.height, _root(block.height),
-                                                        block.certificate))
+                self._perform(
+                    index, r.replica.executed(block.height, _root(block.height), block.certificate)
+                )
             return
 
     def _describe(self, msg: Message) -> str:
@@ -346,7 +349,8 @@ class Scenario:
         if isinstance(msg, NewView):
             proposal = msg.pre_prepare
             again = (
-                "" if proposal is None
+                ""
+                if proposal is None
                 else f" re-proposing {self._name(proposal.digest)} at h{proposal.height}"
             )
             senders = ",".join(str(vc.sender) for vc in msg.view_changes)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sim_byzantine import ByzantineMixin
 from sim_checks import Checker, SimViolation
-from sim_plan import TICK_UNITS, FaultEvent, RunPlan, plan_for_seed
+from sim_plan import SPLIT, TICK_UNITS, FaultEvent, RunPlan, plan_for_seed
 from sim_support import (
     GENESIS_DIGEST,
     GENESIS_ROOT,
@@ -169,6 +169,13 @@ class World(ByzantineMixin):
 
     def _result(self, violation: str | None) -> RunResult:
         self.stats["blocks"] = self.checker.max_height
+        for node in self.nodes:
+            if node.replica is not None and node.honest:
+                counters = node.replica.status()["counters"]
+                assert isinstance(counters, dict)
+                for key in ("gc.prepared_not_delivered",):
+                    if key in counters:
+                        self.count(key, counters[key])
         return RunResult(
             self.plan.seed,
             violation is None,
@@ -292,7 +299,7 @@ class World(ByzantineMixin):
             elif isinstance(action, Deliver):
                 self._on_deliver(node, action)
             elif isinstance(action, FetchBlocks):
-                delay = self.rng.randint(5, 60)
+                delay = self.rng.randint(*self.plan.fetch_delay_units)
                 self.schedule(
                     delay, "fetch", node.index, node.incarnation, action.from_height, action.peers
                 )
@@ -442,6 +449,9 @@ class World(ByzantineMixin):
         for peer in peers:
             for source in self.by_identity.get(peer, []):
                 if source.replica is None or self.group[source.index] != self.group[node.index]:
+                    continue
+                if SPLIT in source.behaviours:
+                    self.count("byzantine.fetch_refused")
                     continue
                 blocks = source.chain[from_height - 1 : from_height - 1 + FETCH_BATCH]
                 if blocks:
