@@ -129,6 +129,24 @@ def status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def machine_cpu_s() -> dict[str, float]:
+    """Machine-wide CPU seconds since boot from /proc/stat: busy, idle, steal (all cores)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return {
+        "busy_s": (user + nice + system + irq + softirq) / CLK_TCK,
+        "idle_s": (idle + iowait) / CLK_TCK,
+        "steal_s": steal / CLK_TCK,
+    }
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this (benchmark) process, all threads."""
+    times = os.times()
+    return times.user + times.system
+
+
 def disk_bytes(path: Path) -> int:
     """Bytes the files under `path` occupy on disk (allocated blocks, not apparent size)."""
     total = 0
@@ -254,7 +272,12 @@ class Sampler:
         clients = [self.net.rpc(i, timeout_s=10) for i in range(len(self.net.names))]
         try:
             while not self._stop.wait(self.interval_s):
-                sample: dict[str, Any] = {"t": time.monotonic(), "nodes": []}
+                sample: dict[str, Any] = {
+                    "t": time.monotonic(),
+                    "nodes": [],
+                    "machine": machine_cpu_s(),
+                    "bench_cpu_s": own_cpu_s(),
+                }
                 for client, pid in zip(clients, self.pids, strict=True):
                     try:
                         mempool = int(client.call("mempool_status")["size"])  # type: ignore[index]
@@ -277,6 +300,26 @@ class Sampler:
             max((s["nodes"][i]["rss_anon_kb"] for s in self.samples), default=0)
             for i in range(len(self.pids))
         ]
+
+    def cpu_split(self, t0: float, t1: float) -> dict[str, float]:
+        """Cores busy between two times: the nodes, this benchmark, everything else, steal."""
+        window = self.window(t0, t1)
+        if len(window) < 2:
+            return {}
+        a, b = window[0], window[-1]
+        wall = b["t"] - a["t"]
+        nodes = sum(
+            nb["cpu_s"] - na["cpu_s"] for na, nb in zip(a["nodes"], b["nodes"], strict=True)
+        )
+        busy = b["machine"]["busy_s"] - a["machine"]["busy_s"]
+        bench = b["bench_cpu_s"] - a["bench_cpu_s"]
+        return {
+            "machine_cores": round(busy / wall, 2),
+            "nodes_cores": round(nodes / wall, 2),
+            "bench_cores": round(bench / wall, 2),
+            "other_cores": round((busy - nodes - bench) / wall, 2),
+            "steal_cores": round((b["machine"]["steal_s"] - a["machine"]["steal_s"]) / wall, 2),
+        }
 
     def window(self, t0: float, t1: float) -> list[dict[str, Any]]:
         return [s for s in self.samples if t0 <= s["t"] <= t1]

@@ -200,6 +200,7 @@ def open_loop(
         "cpu": _cpu_table(before, after, t_end - t0),
         "blocks": after[0]["height"] - before[0]["height"],
         "peak_rss_anon_kb": sampler.peak_rss_anon_kb(),
+        "machine_cpu": sampler.cpu_split(t0, t_end),
     }
 
 
@@ -316,6 +317,9 @@ def saturate(
     samples = sampler.window(t_measure, t_end)
     wall = snapshots["end_t"][0]["t"] - snapshots["start_t"][0]["t"]
     mempool_totals = [sum(n["mempool"] for n in s["nodes"]) for s in samples]
+    node_cpu_s = sum(
+        e["cpu_s"] - b["cpu_s"] for b, e in zip(snapshots["start"], snapshots["end"], strict=True)
+    )
     first_height = snapshots["start"][0]["height"]
     last_height = snapshots["end"][0]["height"]
     window_txs = snapshots["end"][0]["txs_committed"] - snapshots["start"][0]["txs_committed"]
@@ -325,6 +329,9 @@ def saturate(
         "in_flight_txs": in_flight_txs,
         "batch_txs": batch_txs,
         "committed_on_all_tps": round((a1 - a0) / window_s, 1),
+        # CPU of all nodes together per committed transaction: the efficiency measure that a
+        # busy machine disturbs least (throughput moves with whatever else runs).
+        "node_cpu_us_per_tx": round(1e6 * node_cpu_s / max(1, a1 - a0), 1),
         "per_second_tps": {
             "min": min(per_second, default=0),
             "median": sorted(per_second)[len(per_second) // 2] if per_second else 0,
@@ -347,6 +354,7 @@ def saturate(
         ],
         "window_txs_node0": window_txs,
         "peak_rss_anon_kb": sampler.peak_rss_anon_kb(),
+        "machine_cpu": sampler.cpu_split(t_measure, t_end),
     }
 
 

@@ -223,3 +223,146 @@ def test_statistics_and_report_writer(tmp_path: Path) -> None:
     assert loaded["quick"]["ceiling_tps"] == 18000
     text = report.render(loaded, ["# Benchmarks", ""])
     assert "scripts/bench --quick" in text and "**3**" in text
+
+
+# --- the signature facade: libsodium and OpenSSL give the same verdict ------------------------
+# A little Ed25519 arithmetic (RFC 8032) to build the edge cases where the libraries' own
+# rules differ: small-order keys and R, mixed-order keys, non-canonical encodings, S >= L.
+
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2
+    return (
+        (x1 * y2 + x2 * y1) * pow(1 + t, _P - 2, _P) % _P,
+        (y1 * y2 + x1 * x2) * pow(1 - t, _P - 2, _P) % _P,
+    )
+
+
+def _mul(k: int, point: tuple[int, int]) -> tuple[int, int]:
+    out = (0, 1)
+    for _ in range(256):  # bounded: k < 2^256
+        if not k:
+            break
+        if k & 1:
+            out = _add(out, point)
+        point = _add(point, point)
+        k >>= 1
+    return out
+
+
+def _x(y: int, sign: int) -> int:
+    xx = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    x = pow(xx, (_P + 3) // 8, _P)
+    if (x * x - xx) % _P:
+        x = x * pow(2, (_P - 1) // 4, _P) % _P
+    return _P - x if x % 2 != sign else x
+
+
+def _enc(point: tuple[int, int]) -> bytes:
+    return (point[1] | ((point[0] & 1) << 255)).to_bytes(32, "little")
+
+
+def _dec(data: bytes) -> tuple[int, int]:
+    y = int.from_bytes(data, "little") & ((1 << 255) - 1)
+    return (_x(y, data[31] >> 7), y)
+
+
+_BASE = (_x(4 * pow(5, _P - 2, _P) % _P, 0), 4 * pow(5, _P - 2, _P) % _P)
+_T8 = _dec(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"))
+
+
+def _h(*parts: bytes) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha512(b"".join(parts)).digest(), "little") % _L
+
+
+def _sign_raw(a: int, public: bytes, message: bytes, r_extra: tuple[int, int] | None) -> bytes:
+    r = _h(b"nonce", message)
+    big_r = _mul(r, _BASE) if r_extra is None else _add(_mul(r, _BASE), r_extra)
+    s = (r + _h(_enc(big_r), public, message) * a) % _L
+    return _enc(big_r) + s.to_bytes(32, "little")
+
+
+def _edge_vectors() -> list[tuple[bytes, bytes, bytes]]:
+    from node import crypto
+
+    key = crypto.SigningKey.from_seed(bytes(range(32)))
+    message = b"chain-tx-v1\x00edge"
+    good = key.sign(message)
+    out = [(key.public_key, good, message)]
+    identity = _enc((0, 1))
+    small = [bytes.fromhex(h) for h in ("00" * 32, "01" + "00" * 31)] + [_enc(_T8)]
+    small += [_enc(_mul(k, _T8)) for k in range(1, 8)]
+    small += [s[:31] + bytes((s[31] | 0x80,)) for s in small]  # sign bit set
+    for point in small:
+        out.append((point, identity + bytes(32), message))  # R = O, S = 0
+        out.append((point, point + bytes(32), message))
+        out.append((key.public_key, point + good[32:], message))
+    for y in range(_P, 2**255):  # the 19 non-canonical encodings of a public key
+        for sign in (0, 0x80):
+            raw = bytearray(y.to_bytes(32, "little"))
+            raw[31] |= sign
+            out.append((bytes(raw), identity + bytes(32), message))
+    s = int.from_bytes(good[32:], "little")
+    if s + _L < 2**256:
+        out.append((key.public_key, good[:32] + (s + _L).to_bytes(32, "little"), message))
+    a = 0x1234567890ABCDEF % _L
+    pub = _enc(_mul(a, _BASE))
+    r = _h(b"r", message)
+    # Only the key is of small order (identity): sB - hA = rB = R holds for any message.
+    out.append((identity, _enc(_mul(r, _BASE)) + r.to_bytes(32, "little"), message))
+    # Only R is of small order (identity): s = h * a makes sB - hA = O = R.
+    h = _h(identity, pub, message)
+    out.append((pub, identity + (h * a % _L).to_bytes(32, "little"), message))
+    mixed = _enc(_add(_mul(a, _BASE), _T8))  # a key with a torsion component
+    for i in range(24):
+        m = b"mixed %d" % i
+        out.append((mixed, _sign_raw(a, mixed, m, None), m))
+        out.append((pub, _sign_raw(a, pub, m, _T8), m))  # R with a torsion component
+    return out
+
+
+def test_libsodium_and_openssl_paths_agree_on_edge_cases() -> None:
+    pytest.importorskip("nacl")
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from node import crypto
+
+    def raw_openssl(pk: bytes, sig: bytes, msg: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    vectors = _edge_vectors()
+    verdicts = [crypto.verify_sodium(*v) for v in vectors]
+    assert verdicts == [crypto.verify_openssl(*v) for v in vectors]
+    assert verdicts[0] is True and 0 < sum(verdicts) < len(vectors)
+    # ... and the pre-checks matter: plain OpenSSL accepts some of what libsodium refuses.
+    assert any(raw_openssl(*v) and not ok for v, ok in zip(vectors, verdicts, strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.integers(0, 95), st.binary(max_size=40))
+def test_libsodium_and_openssl_paths_agree_on_corruptions(
+    seed: bytes, flip: int, message: bytes
+) -> None:
+    pytest.importorskip("nacl")
+    from node import crypto
+
+    key = crypto.SigningKey.from_seed(seed)
+    blob = bytearray(key.public_key + key.sign(message))
+    for candidate in (bytes(blob), None):
+        if candidate is None:
+            blob[flip] ^= 1 << (flip % 8)
+            candidate = bytes(blob)
+        pk, sig = candidate[:32], candidate[32:]
+        assert crypto.verify_sodium(pk, sig, message) == crypto.verify_openssl(pk, sig, message)
