@@ -9,6 +9,7 @@ re-encoded to themselves are refused, so that two byte strings never mean one va
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack
@@ -22,6 +23,7 @@ class EncodingError(ValueError):
     """The bytes or the value are not canonical msgpack."""
 
 
+_THREAD = threading.local()
 # Exact types that encode as themselves. Checked by `type(v) in ...` (one hash lookup) before
 # the isinstance chain: packing and the canonical check run several times per transaction.
 _LEAVES = frozenset({type(None), bool, bytes, str})
@@ -69,7 +71,11 @@ def _normalise(value: Any, depth: int) -> Any:
         out = {}
         for k in keys:
             v = value[k]
-            out[k] = v if type(v) in leaves else _normalise(v, child)
+            t = type(v)
+            if t in leaves or (t is int and INT_MIN <= v <= INT_MAX):
+                out[k] = v
+            else:
+                out[k] = _normalise(v, child)
         return out
     if kind is list or kind is tuple:
         child = _child_depth(value, depth)
@@ -135,9 +141,20 @@ def _check_decoded(value: Any, depth: int) -> None:
     raise EncodingError(f"type {kind.__name__} is not allowed in canonical encoding")
 
 
+def _packer() -> msgpack.Packer:
+    # One Packer per thread: `packb` builds a new one per call, which costs more than packing
+    # a small map. Each pack() call runs to completion in C, so a thread's packer is never
+    # re-entered.
+    try:
+        return _THREAD.packer
+    except AttributeError:
+        _THREAD.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        return _THREAD.packer
+
+
 def pack(value: Any) -> bytes:
     """Encode a value canonically; raises EncodingError for floats, non-str keys, etc."""
-    return msgpack.packb(_normalise(value, 0), use_bin_type=True)
+    return _packer().pack(_normalise(value, 0))  # type: ignore[no-any-return]
 
 
 def unpack(data: bytes, *, max_len: int = 16 * 1024 * 1024) -> Any:
@@ -156,7 +173,7 @@ def unpack(data: bytes, *, max_len: int = 16 * 1024 * 1024) -> Any:
     # Same verdict as `pack(value) != data`, without rebuilding every map: check types, key
     # order and depth in place, then re-encode as decoded (map order kept) and compare.
     _check_decoded(value, 0)
-    if msgpack.packb(value, use_bin_type=True) != data:
+    if _packer().pack(value) != data:
         raise EncodingError("encoding is not canonical")
     return value
 
