@@ -113,6 +113,52 @@ class ReplicaBase:
         while len(self._certificates) > self._config.certificate_cache_size:
             del self._certificates[min(self._certificates)]
 
+    def status(self) -> dict[str, object]:
+        slot = self._slot
+        stable = self._checkpoints.stable
+        return {
+            "view": self._view,
+            "leader": self._config.leader_of(self._view),
+            "mode": "normal" if self._normal else "view-change",
+            "next_height": slot.height,
+            "delivered_height": self._delivered,
+            "executed_height": self._executed,
+            "view_floor_height": self._floor,
+            "stable_checkpoint": 0 if stable is None else stable.height,
+            "low_watermark": self._checkpoints.low,
+            "high_watermark": self._checkpoints.high,
+            "gc_height": self._gc_height,
+            "prepared_height": 0 if self._prepared is None else self._prepared.height,
+            "fetch_target": self._fetch_target,
+            "timeout_ticks": self._timeout_ticks(),
+            "ticks_since_progress": self._ticks_since_progress,
+            "failed_views": self._failed_views,
+            "quorum": self._quorum,
+            "max_faulty": self._f,
+            "log": {
+                "slot_votes": slot.vote_count(),
+                "buffered_messages": sum(len(msgs) for msgs in self._future.values()),
+                "checkpoint_votes": self._checkpoints.vote_count(),
+                "view_changes": len(self._view_changes),
+                "certificates": len(self._certificates),
+                "help_timers": len(self._last_help_tick),
+            },
+            "counters": {key: self._counters[key] for key in sorted(self._counters)},
+        }
+
+    def log_bounds(self) -> dict[str, int]:
+        """Upper bounds of the log sizes in status()["log"] (the simulator checks them)."""
+        n = self._n
+        config = self._config
+        return {
+            "slot_votes": 2 * n,
+            "buffered_messages": n * config.max_buffered_per_sender,
+            "checkpoint_votes": n * (config.watermark_window // config.checkpoint_interval + 1),
+            "view_changes": n,
+            "certificates": config.certificate_cache_size,
+            "help_timers": n,
+        }
+
     # Implemented by the parts (declared for the type checker).
     def _receive(self, msg: Message, *, verified: bool) -> None:
         raise NotImplementedError
