@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ class Store:
 
     def init_genesis(self, genesis: Genesis) -> Head:
         """Write the genesis state once; on later starts check the data is of this chain."""
-        with self._write_lock, self.env.begin(write=True) as txn:
+        with self._write_lock, self._writing() as txn:
             meta = self.db["meta"]
             existing = txn.get(b"genesis_hash", db=meta)
             if existing is not None:
@@ -206,21 +207,27 @@ class Store:
                     f"but ours after block {head.height} is {head.state_root.hex()[:16]}: "
                     "this node's state differs from the certified chain; stopping"
                 )
-            try:
-                with self.env.begin(write=True) as txn:
-                    committed = self._write_block(txn, block, certificate, chain_id, signature_ok)
-            except lmdb.MapFullError as exc:
-                raise StoreError(
-                    "LMDB map is full: raise [storage] map_size_mb in config.toml and restart"
-                ) from exc
-            except lmdb.DiskError as exc:
-                raise StoreError(f"disk error while committing: {exc}") from exc
-            except lmdb.Error as exc:
-                if "No space" in str(exc):
-                    raise StoreError("disk is full: free space and restart") from exc
-                raise
+            with self._writing() as txn:
+                committed = self._write_block(txn, block, certificate, chain_id, signature_ok)
             self._head = committed.head
             return committed
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A write transaction whose storage failures become StoreError (nothing written)."""
+        try:
+            with self.env.begin(write=True) as txn:
+                yield txn
+        except lmdb.MapFullError as exc:
+            raise StoreError(
+                "LMDB map is full: raise [storage] map_size_mb in config.toml and restart"
+            ) from exc
+        except lmdb.DiskError as exc:
+            raise StoreError(f"disk error while writing: {exc}") from exc
+        except lmdb.Error as exc:
+            if "No space" in str(exc):
+                raise StoreError("disk is full: free space and restart") from exc
+            raise
 
     def _write_block(
         self,
@@ -264,7 +271,7 @@ class Store:
         return Committed(block, outcome, head)
 
     def replace_certificate(self, height: int, certificate: bytes) -> None:
-        with self._write_lock, self.env.begin(write=True) as txn:
+        with self._write_lock, self._writing() as txn:
             txn.put(h8(height), certificate, db=self.db["certs"])
 
     # --- consensus log --------------------------------------------------------------------
@@ -278,12 +285,12 @@ class Store:
         step: journaled in the same transaction so that a restart can commit them even when
         no peer can serve them (replay_decided).
         """
-        with self._write_lock, self.env.begin(write=True) as txn:
+        with self._write_lock, self._writing() as txn:
             txn.put(b"replica", record, db=self.db["consensus"])
             self._put_decided(txn, decided or [])
 
     def journal_decided(self, decided: list[tuple[int, bytes, bytes]]) -> None:
-        with self._write_lock, self.env.begin(write=True) as txn:
+        with self._write_lock, self._writing() as txn:
             self._put_decided(txn, decided)
 
     def _put_decided(self, txn: Any, decided: list[tuple[int, bytes, bytes]]) -> None:
@@ -348,6 +355,12 @@ class Store:
         with self.env.begin() as txn:
             raw = txn.get(h8(height), db=self.db["certs"])
         return None if raw is None else bytes(raw)
+
+    def committed_tx_ids(self, tx_ids: list[bytes]) -> set[bytes]:
+        """Which of `tx_ids` are in the chain, in one read transaction."""
+        db = self.db["txindex"]
+        with self.env.begin() as txn:
+            return {tx_id for tx_id in tx_ids if txn.get(tx_id, db=db) is not None}
 
     def get_tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         with self.env.begin() as txn:

@@ -129,3 +129,81 @@ def test_testnet_up_ctrl_c_leaves_nothing_behind() -> None:
         assert not list(net.glob("node*/control.sock"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_full_map_halts_with_a_message_and_restarts_intact() -> None:
+    from node import crypto
+    from node.ledger.tx import make_tx
+
+    root = Path(tempfile.mkdtemp(prefix="full", dir="/tmp"))
+    try:
+        home = root / "n"
+        listen = f"127.0.0.1:{free_base_port(1)}"
+        chain_cmd("init", "--home", str(home), "--chain-id", "full", "--listen", listen)
+        config = home / "config.toml"
+        config.write_text(config.read_text().replace("map_size_mb = 16384", "map_size_mb = 2"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "node", "start", "--home", str(home)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        sock = home / "control.sock"
+        key = crypto.read_key_file(home / "admin.key")
+        try:
+            wait_for(lambda: sock.exists(), 30, "the control socket")
+            with RpcClient(sock, timeout_s=10) as rpc:
+                chain_id = rpc.call("node_status")["chain_id"]
+                for nonce in range(1, 400):
+                    if proc.poll() is not None:
+                        break
+                    tx = make_tx(
+                        key,
+                        chain_id,
+                        nonce,
+                        "record.put",
+                        {"ns": "big", "key": f"k{nonce}", "value": "x" * 12_000},
+                    )
+                    try:
+                        rpc.call("tx_submit", {"tx": tx.raw.hex()})
+                        rpc.call("tx_wait", {"tx_id": tx.tx_id.hex(), "timeout_ms": 5000})
+                    except Exception:
+                        break
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        text = out.decode(errors="replace")
+        assert proc.returncode == 2, text[-2000:]
+        assert "map is full" in text and "map_size_mb" in text
+        assert "Traceback" not in text
+        assert not sock.exists()
+        from node.replay import replay_home
+
+        stored, replayed = replay_home(home)
+        assert stored.height > 0 and stored == replayed  # nothing half-written
+        config.write_text(config.read_text().replace("map_size_mb = 2", "map_size_mb = 64"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "node", "start", "--home", str(home)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+
+            def past(height: int) -> bool:
+                try:
+                    with RpcClient(sock, timeout_s=2) as rpc:
+                        return rpc.call("node_status")["height"] > height
+                except Exception:
+                    return False
+
+            wait_for(lambda: past(stored.height), 30, "commits to resume after the restart")
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
