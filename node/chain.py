@@ -103,16 +103,20 @@ class Chain:
             except E.TxInvalid as exc:
                 outcomes[i] = SubmitOutcome(None, exc)
         # Cheap state checks first, so that a flood of stale txs costs no signature checks.
+        # One read per sender and one read transaction for the tx index, not one per tx.
+        accounts = self.mempool.memoized_accounts()
+        committed = self.store.committed_tx_ids([tx.tx_id for _, tx in decoded])
         to_verify: list[tuple[int, Transaction]] = []
         for i, tx in decoded:
             try:
-                self.mempool.check(tx)
-                if self.store.get_tx_location(tx.tx_id) is not None:
+                self.mempool.check(tx, account_of=accounts)
+                if tx.tx_id in committed:
                     raise E.TxInvalid(E.DUPLICATE, "transaction is already committed")
                 to_verify.append((i, tx))
             except E.TxInvalid as exc:
                 outcomes[i] = SubmitOutcome(tx.tx_id, exc)
         verdicts = await verify_batch([tx for _, tx in to_verify])
+        accounts = self.mempool.memoized_accounts()  # a block may have committed meanwhile
         for (i, tx), ok in zip(to_verify, verdicts, strict=True):
             if not ok:
                 outcomes[i] = SubmitOutcome(
@@ -121,7 +125,7 @@ class Chain:
                 )
                 continue
             try:
-                self.mempool.add(tx)
+                self.mempool.add(tx, account_of=accounts)
                 outcomes[i] = SubmitOutcome(tx.tx_id, None)
             except E.TxInvalid as exc:
                 outcomes[i] = SubmitOutcome(tx.tx_id, exc)

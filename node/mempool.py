@@ -63,7 +63,20 @@ class Mempool:
     def by_raw(self, raw: bytes) -> Transaction | None:
         return self._by_raw.get(raw)
 
-    def check(self, tx: Transaction) -> None:
+    def memoized_accounts(self) -> AccountLookup:
+        """An account lookup that reads each sender once: for checking one batch at one
+        instant (its cache lives as long as the caller keeps it, i.e. one batch)."""
+        cache: dict[bytes, dict[str, Any] | None] = {}
+        lookup = self._account_of
+
+        def get(sender: bytes) -> dict[str, Any] | None:
+            if sender not in cache:
+                cache[sender] = lookup(sender)
+            return cache[sender]
+
+        return get
+
+    def check(self, tx: Transaction, *, account_of: AccountLookup | None = None) -> None:
         """Raise TxInvalid unless `tx` may enter (signature checked separately)."""
         if tx.chain_id != self.chain_id:
             raise E.TxInvalid(
@@ -72,7 +85,7 @@ class Mempool:
             )
         if tx.tx_id in self._by_id:
             raise E.TxInvalid(E.DUPLICATE, "transaction is already pending")
-        account = self._account_of(tx.sender)
+        account = (account_of or self._account_of)(tx.sender)
         if account is None or not account["roles"]:
             raise E.TxInvalid(
                 E.NOT_PERMITTED,
@@ -97,10 +110,10 @@ class Mempool:
         if len(self._by_id) >= self.max_txs or self._bytes + len(tx.raw) > self.max_bytes:
             raise E.TxInvalid(E.MEMPOOL_FULL, "mempool is full; retry after the next block")
 
-    def add(self, tx: Transaction) -> None:
+    def add(self, tx: Transaction, *, account_of: AccountLookup | None = None) -> None:
         """Admit a signature-verified transaction, or raise TxInvalid (counted)."""
         try:
-            self.check(tx)
+            self.check(tx, account_of=account_of)
         except E.TxInvalid:
             self.counters["rejected"] += 1
             raise
