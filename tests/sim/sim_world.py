@@ -85,7 +85,6 @@ class Node:
     delivered_height: int = 0
     crash_cut: int | None = None
     suspected_view: int = -1
-    exec_times: dict[int, int] = field(default_factory=dict)  # height -> time executed
     first_waiting_tx: int = 1  # every tx id below it is in the chain
 
     @property
@@ -434,8 +433,6 @@ class World(ByzantineMixin):
         root = sha256(node.root_at(height - 1) + digest)
         node.chain.append(Block(payload, digest, certificate, root))
         node.tx_set.update(_txs(payload))
-        node.exec_times[height] = self.now
-        node.exec_times.pop(height - 50, None)
         replica = node.replica
         assert replica is not None
         self._schedule_execute(node)
