@@ -35,19 +35,22 @@ def verify_all(txs: Sequence[Transaction]) -> list[bool]:
 
 
 async def verify_batch(txs: Sequence[Transaction]) -> list[bool]:
-    """Verify signatures off the event loop, in chunks spread over worker threads."""
-    if len(txs) <= 4:
-        return verify_all(txs)
-    results: list[list[bool]] = [[] for _ in range(0, len(txs), VERIFY_CHUNK)]
+    """Verify signatures off the event loop, in chunks spread over worker threads.
 
-    async def run(i: int) -> None:
-        chunk = txs[i * VERIFY_CHUNK : (i + 1) * VERIFY_CHUNK]
-        results[i] = await trio.to_thread.run_sync(verify_all, chunk)
+    Only transactions without a verdict cost anything: each keeps its own (Transaction
+    .signature_ok), so a node verifies a transaction's signature once.
+    """
+    pending = [tx for tx in txs if tx.verdict is None]
+    if len(pending) <= 4:
+        return verify_all(txs)
+
+    async def run(chunk: Sequence[Transaction]) -> None:
+        await trio.to_thread.run_sync(verify_all, chunk)
 
     async with trio.open_nursery() as nursery:
-        for i in range(len(results)):
-            nursery.start_soon(run, i)
-    return [ok for chunk in results for ok in chunk]
+        for start in range(0, len(pending), VERIFY_CHUNK):
+            nursery.start_soon(run, pending[start : start + VERIFY_CHUNK])
+    return verify_all(txs)  # every verdict is made now: no verification happens here
 
 
 @dataclass
@@ -71,6 +74,9 @@ class Chain:
         self.mempool = mempool
         self.clock_ms = clock_ms
         self._decoded: OrderedDict[bytes, Block] = OrderedDict()  # by block hash, bounded
+        # The txs of those blocks by wire bytes: a tx first met in a proposal and then
+        # gossiped is not decoded and verified a second time. Bounded with _decoded.
+        self._proposed_txs: dict[bytes, Transaction] = {}
         self._waiters: dict[bytes, trio.Event] = {}
         self.on_commit: list[Callable[[Committed], None]] = []
         self.halted: str | None = None
@@ -99,7 +105,7 @@ class Chain:
                 )
                 continue
             try:
-                decoded.append((i, self.decode(raw)))
+                decoded.append((i, self._proposed_txs.get(raw) or self.decode(raw)))
             except E.TxInvalid as exc:
                 outcomes[i] = SubmitOutcome(None, exc)
         # Cheap state checks first, so that a flood of stale txs costs no signature checks.
@@ -155,8 +161,13 @@ class Chain:
 
     def _remember(self, block: Block) -> None:
         self._decoded[block.payload] = block
+        for tx in block.txs:
+            self._proposed_txs[tx.raw] = tx
         while len(self._decoded) > 8:
-            self._decoded.popitem(last=False)
+            _, old = self._decoded.popitem(last=False)
+            for tx in old.txs:
+                if self._proposed_txs.get(tx.raw) is tx:
+                    del self._proposed_txs[tx.raw]
 
     def decode_payload(self, payload: bytes) -> Block:
         block = self._decoded.get(payload)
@@ -178,8 +189,21 @@ class Chain:
             return crypto.sha256(b"chain-invalid-payload\x00" + payload)
 
     def signature_ok(self, tx: Transaction) -> bool:
-        # A tx that is in the mempool was verified on entry; verify the others now.
-        return tx.tx_id in self.mempool or tx.signature_ok()
+        # The verdict lives on the decoded object: the mempool's were verified on entry, and
+        # a proposal's unknown txs by `preverify` before the replica saw it. (Membership by
+        # tx id alone would pass a copy of a pending tx carrying a forged signature.)
+        return tx.signature_ok()
+
+    async def preverify(self, payload: bytes) -> None:
+        """Verify, off the event loop, the signatures of a proposal's txs this node has not
+        seen, so that `validate` (synchronous, on the loop) finds every verdict made."""
+        try:
+            block = self.decode_payload(payload)
+        except BlockInvalid:
+            return  # validate refuses it
+        unknown = [tx for tx in block.txs if tx.verdict is None]
+        if unknown:
+            await verify_batch(unknown)
 
     def validate(self, height: int, payload: bytes, *, view: int, leader: int) -> bool:
         """A backup's verdict on a fresh proposal (runs on the event loop)."""

@@ -23,6 +23,7 @@ from consensus import (
     MessageError,
     Misbehaviour,
     Persist,
+    PrePrepare,
     Replica,
     ReplicaConfig,
     Send,
@@ -143,6 +144,10 @@ class ConsensusDriver:
             self.misbehaviour["malformed_message"] += 1
             log.debug("dropping malformed consensus message: %s", exc)
             return
+        if isinstance(msg, PrePrepare) and msg.height == self.chain.store.head.height + 1:
+            # Signatures of txs this node has not seen are checked in worker threads now,
+            # not one by one on the event loop inside the replica's call to validate.
+            await self.chain.preverify(msg.payload)
         async with self._lock:
             await self._carry_out(self.replica.receive(msg))
             await self._maybe_propose()

@@ -243,6 +243,11 @@ class CommitWatcher:
             return None
         return max(x for x in times if x is not None)
 
+    def first_seen_at(self, height: int) -> float | None:
+        """When the first node reported `height`."""
+        times = [t for t in (n.seen_at.get(height) for n in self.nodes) if t is not None]
+        return min(times) if times else None
+
     def max_height(self) -> int:
         return min((n.heights[-1] if n.heights else 0) for n in self.nodes)
 

@@ -183,7 +183,7 @@ def open_loop(
     for node in range(nodes):
         for j, i in plan[node]:
             scheduled[tails[node][i].tx_id] = t0 + j / rate_tps
-    latencies, missing = _latencies(net, watcher, scheduled, start_height)
+    latencies, first_node, missing = _latencies(net, watcher, scheduled, start_height)
     samples = sampler.window(t0, t_end)
     return {
         "offered_tps": rate_tps,
@@ -195,6 +195,8 @@ def open_loop(
         "refused": _merge_refusals(stats),
         "sender_max_lag_ms": round(max(lag_max) * 1000, 1),
         "latency_ms": percentiles([x * 1000 for x in latencies], (50, 95, 99, 100)),
+        # The same, to the FIRST node's report: the gap to latency_ms is commit skew.
+        "first_node_latency_ms": percentiles([x * 1000 for x in first_node], (50, 95, 99, 100)),
         "achieved_tps": round(total / max(1e-9, send_end - t0), 1),
         "mempool_max": max((max(n["mempool"] for n in s["nodes"]) for s in samples), default=0),
         "cpu": _cpu_table(before, after, t_end - t0),
@@ -218,15 +220,18 @@ def _committed_on_all(net: LocalTestnet) -> int:
 
 def _latencies(
     net: LocalTestnet, watcher: CommitWatcher, scheduled: dict[bytes, float], from_height: int
-) -> tuple[list[float], int]:
-    """Per transaction: (last node's commit report) - (scheduled send time)."""
+) -> tuple[list[float], list[float], int]:
+    """Per transaction: (last node's commit report) - (scheduled send time), the same for the
+    first node's report, and how many scheduled transactions no block holds."""
     latencies: list[float] = []
+    first_node: list[float] = []
     found = 0
     with net.rpc(0) as rpc:
         top = watcher.max_height()
         for height in range(from_height + 1, top + 1):
             block: Any = rpc.call("block_get", {"height": height})
             seen = watcher.all_seen_at(height)
+            first = watcher.first_seen_at(height)
             for tx_hex in block["tx_ids"]:
                 when = scheduled.get(bytes.fromhex(tx_hex))
                 if when is None:
@@ -234,7 +239,9 @@ def _latencies(
                 found += 1
                 if seen is not None:
                     latencies.append(seen - when)
-    return latencies, len(scheduled) - found
+                if first is not None:
+                    first_node.append(first - when)
+    return latencies, first_node, len(scheduled) - found
 
 
 def _merge_refusals(stats: list[SubmitStats]) -> dict[str, int]:

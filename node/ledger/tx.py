@@ -7,7 +7,7 @@ Signature = Ed25519 over b"chain-tx-v1\\x00" + body. Tx id = SHA-256(body).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node import crypto
@@ -33,9 +33,17 @@ class Transaction:
     nonce: int
     type: str
     args: dict[str, Any]
+    # The signature's verdict once checked. Every path that meets a transaction again (the
+    # mempool, a proposal, the block commit) shares the decoded object, so a node verifies
+    # each signature once. Not part of the value: equality and hashing ignore it.
+    verdict: bool | None = field(default=None, init=False, compare=False, repr=False)
 
     def signature_ok(self) -> bool:
-        return crypto.verify(self.sender, self.signature, TX_DOMAIN + self.body)
+        verdict = self.verdict
+        if verdict is None:
+            verdict = crypto.verify(self.sender, self.signature, TX_DOMAIN + self.body)
+            object.__setattr__(self, "verdict", verdict)  # a cache, not a change of value
+        return verdict
 
     def to_json(self) -> dict[str, Any]:
         return {

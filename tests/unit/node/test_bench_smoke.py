@@ -366,3 +366,83 @@ def test_libsodium_and_openssl_paths_agree_on_corruptions(
             candidate = bytes(blob)
         pk, sig = candidate[:32], candidate[32:]
         assert crypto.verify_sodium(pk, sig, message) == crypto.verify_openssl(pk, sig, message)
+
+
+# --- each node verifies each signature once ------------------------------------------------------
+
+
+def _chain_node(tmp_path: Path, accounts: dict[str, Any]) -> Any:
+    from support.chainkit import make_genesis, open_store
+
+    from node.chain import Chain
+    from node.mempool import Mempool
+
+    genesis = make_genesis(accounts)
+    store = open_store(tmp_path / "db", genesis)
+    mempool = Mempool(
+        chain_id=genesis.chain_id, account_of=lambda pk: store.get_state_obj(b"acct/" + pk)
+    )
+    return Chain(genesis, store, mempool)
+
+
+def _count_verifies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from node import crypto
+
+    calls = [0]
+    real = crypto.verify
+
+    def counting(public_key: bytes, signature: bytes, message: bytes) -> bool:
+        calls[0] += 1
+        return real(public_key, signature, message)
+
+    monkeypatch.setattr(crypto, "verify", counting)
+    return calls
+
+
+async def test_admission_proposal_and_commit_verify_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.ledger import Account
+
+    accounts = {"admin": Account("admin", 1), "maker": Account("maker", 2)}
+    leader = _chain_node(tmp_path / "a", accounts)
+    backup = _chain_node(tmp_path / "b", accounts)
+    maker = accounts["maker"]
+    raws = [maker.tx("notary.anchor", {"digest": bytes([i]) * 32}).raw for i in range(10)]
+    calls = _count_verifies(monkeypatch)
+    assert all(o.error is None for o in await leader.submit_raw(raws))
+    assert calls[0] == 10
+    block = leader.build_proposal(0, 0)
+    # The backup has seen none of them: preverify checks them off the loop, validate and
+    # commit check nothing again, and the same txs arriving later by gossip are not re-verified.
+    await backup.preverify(block.payload)
+    assert calls[0] == 20
+    assert backup.validate(1, block.payload, view=0, leader=0)
+    outcomes = await backup.submit_raw(raws[:3])
+    assert [o.error for o in outcomes] == [None] * 3
+    await backup.commit(block.payload, b"cert")
+    await leader.commit(block.payload, b"cert")
+    assert calls[0] == 20
+    assert backup.store.head == leader.store.head
+
+
+async def test_a_pending_tx_id_with_a_forged_signature_is_refused(tmp_path: Path) -> None:
+    import dataclasses
+
+    from support.chainkit import next_block
+    from support.ledger import Account
+
+    from node.ledger import encoding
+    from node.ledger.tx import decode_tx
+
+    accounts = {"admin": Account("admin", 1), "maker": Account("maker", 2)}
+    node = _chain_node(tmp_path, accounts)
+    good = accounts["maker"].tx("notary.anchor", {"digest": b"\x07" * 32})
+    assert (await node.submit_raw([good.raw]))[0].error is None
+    forged = decode_tx(encoding.pack([good.body, b"\x01" * 64]))
+    assert forged.tx_id == good.tx_id and forged.tx_id in node.mempool
+    assert dataclasses.replace(good, signature=b"\x01" * 64).verdict is None
+    block = next_block(node.store, [forged], timestamp_ms=node.clock_ms())
+    assert not node.validate(1, block.payload, view=0, leader=0)
+    block = next_block(node.store, [good], timestamp_ms=node.clock_ms())
+    assert node.validate(1, block.payload, view=0, leader=0)
