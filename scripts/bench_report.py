@@ -147,8 +147,17 @@ def _fmt_int(x: Any) -> str:
     return f"{x:,.0f}" if isinstance(x, int | float) else str(x)
 
 
+def _cpu_split(cpu: dict[str, Any]) -> str:
+    if not cpu:
+        return ""
+    return (
+        f"Cores busy: all {cpu['machine_cores']}, nodes {cpu['nodes_cores']}, "
+        f"load generator {cpu['bench_cores']}, other processes on the machine "
+        f"{cpu['other_cores']}, steal {cpu['steal_cores']}."
+    )
+
+
 def render_headline(name: str, r: dict[str, Any]) -> list[str]:
-    sat = r.get("saturation", {})
     lines = [
         f"### {name}: {r['validators']} validators — measured {r['date']}",
         "",
@@ -160,91 +169,121 @@ def render_headline(name: str, r: dict[str, Any]) -> list[str]:
         f"Workload: {r['accounts']} accounts, mix {r['mix']}.",
         "",
     ]
-    if sat:
-        ceiling = r["ceiling_tps"]
-        lines += _table(
-            ["committed on all nodes", "per-second min / median / max", "ceiling", "ratio"],
-            [
-                [
-                    f"**{_fmt_int(sat['committed_on_all_tps'])} tx/s** over "
-                    f"{sat['window_s']:.0f} s after {sat['warmup_s']:.0f} s warm-up",
-                    f"{_fmt_int(sat['per_second_tps']['min'])} / "
-                    f"{_fmt_int(sat['per_second_tps']['median'])} / "
-                    f"{_fmt_int(sat['per_second_tps']['max'])}",
-                    f"{_fmt_int(ceiling)} tx/s",
-                    f"{sat['committed_on_all_tps'] / ceiling:.2f}",
-                ]
-            ],
-        )
-        mp = sat["mempool_total"]
-        lines += [
-            "",
-            f"Saturation = closed loop with {sat['in_flight_txs']:,} transactions in flight "
-            f"(submitted, not yet committed on every node), batches of {sat['batch_txs']} per "
-            f"`tx_submit_batch`, spread over all nodes. {sat['blocks']} blocks, "
-            f"{sat['txs_per_block']:,} tx/block. Mempool (sum over nodes) first / last / max: "
-            f"{mp['first']:,} / {mp['last']:,} / {mp['max']:,}, slope {mp['slope_per_s']:+.1f}/s. "
-            f"Refusals: {sat['refused'] or 'none'}."
-            + (" **Ran out of pre-signed transactions.**" if sat["ran_out_of_txs"] else ""),
-            "",
-        ]
+    if r.get("saturation"):
+        lines += _render_saturation(r["saturation"], r["ceiling_tps"])
     if r.get("latency"):
-        rows = []
-        for run in r["latency"]:
-            lat = run["latency_ms"]
-            rows.append(
-                [
-                    _fmt_int(run["offered_tps"]),
-                    f"{run['duration_s']:.0f} s",
-                    _fmt_int(run["txs"]),
-                    lat.get("p50", "-"),
-                    lat.get("p95", "-"),
-                    f"**{lat.get('p99', '-')}**",
-                    lat.get("p100", "-"),
-                    run["missing"],
-                    run["refused"] or "-",
-                ]
-            )
-        lines += [
-            "Submit-to-commit latency, open loop (from each transaction's scheduled send time to "
-            "the moment the LAST node reported its block), ms:",
-            "",
-        ]
-        lines += _table(
-            ["offered tx/s", "for", "txs", "p50", "p95", "p99", "max", "missing", "refused"], rows
+        lines += _render_latency(r["latency"])
+    if r.get("resources"):
+        lines += _render_resources(r)
+    lines += _render_ceiling(r)
+    return lines
+
+
+def _render_saturation(sat: dict[str, Any], ceiling: float) -> list[str]:
+    lines = _table(
+        [
+            "committed on all nodes",
+            "per-second min / median / max",
+            "node CPU per tx (all nodes)",
+            "ceiling",
+            "ratio",
+        ],
+        [
+            [
+                f"**{_fmt_int(sat['committed_on_all_tps'])} tx/s** over "
+                f"{sat['window_s']:.0f} s after {sat['warmup_s']:.0f} s warm-up",
+                f"{_fmt_int(sat['per_second_tps']['min'])} / "
+                f"{_fmt_int(sat['per_second_tps']['median'])} / "
+                f"{_fmt_int(sat['per_second_tps']['max'])}",
+                f"{sat.get('node_cpu_us_per_tx', '-')} µs",
+                f"{_fmt_int(ceiling)} tx/s",
+                f"{sat['committed_on_all_tps'] / ceiling:.2f}",
+            ]
+        ],
+    )
+    mp = sat["mempool_total"]
+    return [
+        *lines,
+        "",
+        f"Saturation = closed loop with {sat['in_flight_txs']:,} transactions in flight "
+        f"(submitted, not yet committed on every node), batches of {sat['batch_txs']} per "
+        f"`tx_submit_batch`, spread over all nodes. {sat['blocks']} blocks, "
+        f"{sat['txs_per_block']:,} tx/block. Mempool (sum over nodes) first / last / max: "
+        f"{mp['first']:,} / {mp['last']:,} / {mp['max']:,}, slope {mp['slope_per_s']:+.1f}/s. "
+        f"Refusals: {sat['refused'] or 'none'}."
+        + (" **Ran out of pre-signed transactions.**" if sat["ran_out_of_txs"] else "")
+        + " "
+        + _cpu_split(sat.get("machine_cpu", {})),
+        "",
+    ]
+
+
+def _render_latency(runs: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for run in runs:
+        lat = run["latency_ms"]
+        first = run.get("first_node_latency_ms", {})
+        rows.append(
+            [
+                _fmt_int(run["offered_tps"]),
+                f"{run['duration_s']:.0f} s",
+                _fmt_int(run["txs"]),
+                lat.get("p50", "-"),
+                lat.get("p95", "-"),
+                f"**{lat.get('p99', '-')}**",
+                lat.get("p100", "-"),
+                f"{first.get('p50', '-')} / {first.get('p99', '-')}",
+                run["missing"],
+                run["refused"] or "-",
+                run.get("machine_cpu", {}).get("other_cores", "-"),
+            ]
         )
-        lines.append("")
-    res = r.get("resources", {})
-    if res:
-        rows = []
-        for i, node in enumerate(res["nodes"]):
-            cpu = sat["cpu"][i] if sat else {"cpu_s": "-", "cores": "-"}
-            rows.append(
-                [
-                    f"node{i}",
-                    cpu["cpu_s"],
-                    cpu["cores"],
-                    f"{node['peak_rss_anon_mb']:.0f}",
-                    f"{node['vm_hwm_mb']:.0f}",
-                    f"{node['bytes_per_tx']:.0f}",
-                ]
-            )
-        lines += [
-            "Per node (CPU over the saturation window; RssAnon peak over the whole run, LMDB's "
-            "mapped pages excluded; bytes on disk = LMDB pages in use / transactions stored):",
-            "",
-        ]
-        lines += _table(
+    header = ["offered tx/s", "for", "txs", "p50", "p95", "p99", "max"]
+    header += ["first node p50 / p99", "missing", "refused", "other cores"]
+    return [
+        "Submit-to-commit latency, open loop (from each transaction's scheduled send time to "
+        "the moment the LAST node reported its block), ms; 'first node' is the same to the "
+        "first node's report (the difference is commit skew between nodes); 'other cores' is "
+        "CPU taken by processes that are not part of the benchmark:",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
+def _render_resources(r: dict[str, Any]) -> list[str]:
+    res = r["resources"]
+    sat = r.get("saturation", {})
+    rows = []
+    for i, node in enumerate(res["nodes"]):
+        cpu = sat["cpu"][i] if sat else {"cpu_s": "-", "cores": "-"}
+        rows.append(
+            [
+                f"node{i}",
+                cpu["cpu_s"],
+                cpu["cores"],
+                f"{node['peak_rss_anon_mb']:.0f}",
+                f"{node['vm_hwm_mb']:.0f}",
+                f"{node['bytes_per_tx']:.0f}",
+            ]
+        )
+    return [
+        "Per node (CPU over the saturation window; RssAnon peak over the whole run, LMDB's "
+        "mapped pages excluded; bytes on disk = LMDB pages in use / transactions stored):",
+        "",
+        *_table(
             ["node", "CPU s", "cores busy", "peak RssAnon MB", "VmHWM MB", "disk bytes/tx"], rows
-        )
-        lines.append("")
-        lines.append(
-            f"Load generator CPU over the run: {res['bench_cpu_s']:.1f} s. Result check: "
-            f"{r.get('result_check', {})} (tx_get on a random sample)."
-        )
-        lines.append("")
+        ),
+        "",
+        f"Load generator CPU over the run: {res['bench_cpu_s']:.1f} s. Result check: "
+        f"{r.get('result_check', {})} (tx_get on a random sample).",
+        "",
+    ]
+
+
+def _render_ceiling(r: dict[str, Any]) -> list[str]:
     v = r["verify_per_s"]
-    lines += [
+    return [
         f"Ceiling = Ed25519 verify rate of the node's facade ({v['facade_backend']}) measured in "
         f"this run, {_fmt_int(v['facade'])}/s per core, x {r['machine']['cores']} cores / "
         f"{r['validators']} validators = {_fmt_int(r['ceiling_tps'])} tx/s (every validator "
@@ -252,7 +291,6 @@ def render_headline(name: str, r: dict[str, Any]) -> list[str]:
         f"{_fmt_int(v['cryptography'])}/s, libsodium (PyNaCl) {_fmt_int(v['libsodium'])}/s.",
         "",
     ]
-    return lines
 
 
 def render(results: dict[str, Any], intro: Sequence[str]) -> str:
