@@ -88,6 +88,7 @@ class ConsensusDriver:
 
             persisted = PersistedState.from_bytes(persisted_raw)
         head = chain.store.head
+        last_cert = chain.store.get_certificate(head.height) if head.height else None
         self.replica = Replica(
             self.config,
             _App(self),
@@ -96,6 +97,10 @@ class ConsensusDriver:
             committed_height=head.height,
             committed_state_root=head.state_root,
             persisted=persisted,
+            # Lets a restarted replica prove its height in view changes and to laggards.
+            committed_certificate=(
+                CommitCertificate.from_bytes(last_cert) if last_cert is not None else None
+            ),
         )
         self._send = send
         self._broadcast = broadcast
