@@ -45,6 +45,7 @@ class SignedTx:
     sender_index: int
     nonce: int
     kind: str
+    item: str | None = None  # the item an item.* transaction is about
 
 
 def account_key(run_seed: int, index: int) -> crypto.SigningKey:
@@ -168,6 +169,7 @@ def presign(
     planner = MixPlanner(run_seed, keys)
     jobs: list[_Job] = []
     kinds: list[list[str]] = []
+    items: list[list[str | None]] = []
     for i in range(accounts):
         ops = []
         for n in range(per_account):
@@ -175,6 +177,7 @@ def presign(
             ops.append((first_nonce + n, kind, args))
         jobs.append((run_seed, i, chain_id, ops))
         kinds.append([kind for _, kind, _ in ops])
+        items.append([args.get("item") for _, _, args in ops])
     workers = processes or max(1, len(os.sched_getaffinity(0)))
     if workers == 1 or accounts * per_account < 2000:
         signed = [_sign_job(job) for job in jobs]
@@ -186,7 +189,7 @@ def presign(
     for i, raws in enumerate(signed):
         out.append(
             [
-                SignedTx(raw, tx_id_of(raw), i, first_nonce + n, kinds[i][n])
+                SignedTx(raw, tx_id_of(raw), i, first_nonce + n, kinds[i][n], items[i][n])
                 for n, raw in enumerate(raws)
             ]
         )
