@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,10 +63,16 @@ def chain(*args: str, timeout_s: float = 180.0) -> str:
 
 
 class LocalTestnet:
-    """`chain testnet up --detach` in a directory of its own; `down` removes everything."""
+    """`chain testnet up --detach` in a directory of its own; `down` removes everything.
 
-    def __init__(self, directory: Path, validators: int, *, keep: bool = False) -> None:
-        self.dir = directory
+    Without `directory`, a fresh temporary directory is made and removed with the testnet.
+    """
+
+    def __init__(
+        self, directory: Path | None, validators: int, *, keep: bool = False, prefix: str = "bench"
+    ) -> None:
+        self._temp_root = None if directory else Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+        self.dir = directory or self._temp_root / "net"  # type: ignore[operator]
         self.validators = validators
         self.keep = keep
         self.names = [f"node{i}" for i in range(validators)]
@@ -93,7 +100,7 @@ class LocalTestnet:
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"bench: testnet down: {exc}", file=sys.stderr)
         if not self.keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(self._temp_root or self.dir, ignore_errors=True)
 
     def socket(self, i: int) -> Path:
         return self.dir / self.names[i] / "control.sock"
