@@ -174,8 +174,10 @@ def cmd_block_show(args: argparse.Namespace) -> int:
     if args.which not in (None, "latest"):
         if len(args.which) == 64:
             params["hash"] = args.which
-        else:
+        elif args.which.isdigit():
             params["height"] = int(args.which)
+        else:
+            raise CliError(f"{args.which!r} is not a height, a 64-hex block hash or `latest`")
     b = _rpc(args).call("block_get", params)
 
     def human(b: dict[str, Any]) -> str:
