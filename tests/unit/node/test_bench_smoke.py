@@ -446,3 +446,22 @@ async def test_a_pending_tx_id_with_a_forged_signature_is_refused(tmp_path: Path
     assert not node.validate(1, block.payload, view=0, leader=0)
     block = next_block(node.store, [good], timestamp_ms=node.clock_ms())
     assert node.validate(1, block.payload, view=0, leader=0)
+
+
+async def test_committed_tx_reads_one_tx_of_a_stored_block(tmp_path: Path) -> None:
+    from support.ledger import Account
+
+    accounts = {"admin": Account("admin", 1), "maker": Account("maker", 2)}
+    node = _chain_node(tmp_path, accounts)
+    raws = [
+        accounts["maker"].tx("notary.anchor", {"digest": bytes([i]) * 32}).raw for i in range(5)
+    ]
+    assert all(o.error is None for o in await node.submit_raw(raws))
+    block = node.build_proposal(0, 0)
+    await node.commit(block.payload, b"cert")
+    node._decoded.clear()  # as on a long chain: the block is no longer cached
+    for index, tx in enumerate(block.txs):
+        got = node.committed_tx(1, index)
+        assert got is not None and got.raw == tx.raw and got.tx_id == tx.tx_id
+    assert node.committed_tx(1, 5) is None and node.committed_tx(1, -1) is None
+    assert node.committed_tx(2, 0) is None
