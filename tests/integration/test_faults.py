@@ -73,20 +73,27 @@ def block_hashes(net: Testnet, node: int, upto: int) -> list[str]:
 
 
 def check_agreement(net: Testnet, nodes: list[int], load: Load | None = None) -> int:
-    """Same block hashes everywhere up to the common height; committed txs all present."""
-    common = min(heights(net, nodes).values())
-    assert common > 0
-    reference = block_hashes(net, nodes[0], common)
+    """Every node reaches the highest height seen, with the same block hashes, and every tx
+    a node reported committed is in that chain."""
+    target = max(heights(net, nodes).values())
+    assert target > 0
+    for i in nodes:
+        net.wait_height(i, target, timeout_s=CATCH_UP_BOUND_S)
+    reference = block_hashes(net, nodes[0], target)
     for i in nodes[1:]:
-        assert block_hashes(net, i, common) == reference, f"node{i} disagrees"
+        assert block_hashes(net, i, target) == reference, f"node{i} disagrees"
     if load is not None:
         ids = sorted(load.committed)
-        with net.rpc(nodes[-1]) as rpc:
-            for start in range(0, len(ids), 100):
-                answers = rpc.batch([("tx_get", {"tx_id": t}) for t in ids[start : start + 100]])
-                lost = [a for a in answers if not isinstance(a, dict) or a["status"] != "committed"]
-                assert not lost, f"committed transactions missing: {lost[:2]}"
-    return common
+        for node in (nodes[0], nodes[-1]):
+            with net.rpc(node) as rpc:
+                for start in range(0, len(ids), 100):
+                    calls = [("tx_get", {"tx_id": t}) for t in ids[start : start + 100]]
+                    answers = rpc.batch(calls)
+                    lost = [
+                        a for a in answers if not isinstance(a, dict) or a["status"] != "committed"
+                    ]
+                    assert not lost, f"node{node}: committed transactions missing: {lost[:2]}"
+    return target
 
 
 def wait_catch_up(net: Testnet, node: int, others: list[int], bound_s: float) -> float:
