@@ -434,7 +434,16 @@ def run_validators(args: argparse.Namespace) -> dict[str, Any]:
         )
     header = ["validators", "tx/s on all", "node CPU µs/tx", "ceiling", "ratio"]
     header += ["offered tx/s", "p50 ms", "p99 ms", "other cores"]
-    return {"rows": rows, "markdown": _table(header, rows)}
+    return {"rows": rows, "markdown": [*_table(header, rows), "", *VALIDATORS_NOTE]}
+
+
+VALIDATORS_NOTE = [
+    "Each row is one `scripts/bench --validators N` run (saturation after a latency run at the "
+    "offered rate; its full report is the vN section of BENCHMARKS.json). Every validator "
+    "verifies and executes every transaction, so the CPU per transaction grows linearly with "
+    "N (about 190 µs per validator) and, with all validators on one 2-core machine, the "
+    "throughput falls as 1/N; on machines of their own the validators would not share cores.",
+]
 
 
 def main(argv: list[str]) -> int:
