@@ -465,3 +465,33 @@ async def test_committed_tx_reads_one_tx_of_a_stored_block(tmp_path: Path) -> No
         assert got is not None and got.raw == tx.raw and got.tx_id == tx.tx_id
     assert node.committed_tx(1, 5) is None and node.committed_tx(1, -1) is None
     assert node.committed_tx(2, 0) is None
+
+
+# --- the benchmark's phases against a real 1-validator testnet --------------------------------
+
+
+def test_bench_phases_on_a_one_validator_testnet() -> None:
+    """Grant, open loop, saturation and the result check run end to end (a few seconds)."""
+    net_mod = _load("bench_net")
+    phases = _load("bench_phases")
+    workload = _load("bench_workload")
+    net = net_mod.LocalTestnet(None, 1, prefix="bench-smoke")
+    try:
+        net.up()
+        signed = workload.presign(
+            run_seed=5, chain_id=net.chain_id(), accounts=4, per_account=40, processes=1
+        )
+        keys = [workload.account_key(5, i).public_key for i in range(4)]
+        phases.grant_accounts(net, keys, timeout_s=60)
+        cursor = phases.StreamCursor.of(workload.node_streams(signed, 1))
+        run = phases.open_loop(net, cursor, rate_tps=20, duration_s=2)
+        assert run["txs"] == 40 and run["missing"] == 0 and not run["refused"]
+        assert run["latency_ms"]["p50"] > 0 and run["drained"]
+        sat = phases.saturate(net, cursor, warmup_s=0.5, window_s=2, in_flight_txs=40, batch_txs=20)
+        assert not sat["refused"] and sat["committed_on_all_tps"] >= 0
+        assert phases.drain(net, timeout_s=60)
+        used = [t.tx_id for s, u in zip(cursor.streams, cursor.used, strict=True) for t in s[:u]]
+        assert phases.check_results(net, used, sample=20) == {"committed": 20}
+    finally:
+        net.down()
+    assert not net.dir.exists()
