@@ -134,6 +134,17 @@ INTRO = [
     "- the ceiling is this machine's own: the Ed25519 verify rate measured in the same run",
     "  x cores / validators, because every validator must check every client signature once.",
     "",
+    "How to run (each command rewrites its own section here and in BENCHMARKS.json):",
+    "",
+    "```",
+    "scripts/bench --quick                        # about 1.5 minutes, section 'quick'",
+    "scripts/bench                                # the issue's run, about 4 minutes, 'full'",
+    "scripts/bench --profile /tmp/prof            # + py-spy of every node (summaries too)",
+    "scripts/bench_scale.py validators            # 4, 7, 10 validators, about 8 minutes",
+    "scripts/bench_scale.py chain                 # 1,000,000 txs, reads, RSS, restart, sync",
+    ".venv/bin/python scripts/bench_block.py      # per-block costs in one process",
+    "```",
+    "",
 ]
 
 

@@ -1,8 +1,9 @@
+#!/usr/bin/env python3
 """How cost grows: a long run to a large chain, reads on it, restart, block sync, and N validators.
 
-    .venv/bin/python scripts/bench_scale.py chain                  # 1,000,000 txs on 4 validators
-    .venv/bin/python scripts/bench_scale.py chain --txs 200000 --probes 20000,200000
-    .venv/bin/python scripts/bench_scale.py validators --counts 4,7,10
+    scripts/bench_scale.py chain                  # 1,000,000 txs on 4 validators
+    scripts/bench_scale.py chain --txs 200000 --probes 20000,200000
+    scripts/bench_scale.py validators --counts 4,7,10
 
 `chain` drives a fresh testnet (closed loop, the benchmark's mix) until --txs transactions are
 committed on every node, sampling RssAnon of every node all along. At each probe size it
@@ -30,6 +31,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+if (
+    __name__ == "__main__"
+    and VENV_PY.exists()
+    and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve()
+):
+    os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
 for extra in (ROOT, ROOT / "scripts"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
