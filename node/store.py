@@ -258,10 +258,10 @@ class Store:
         txn.put(hk, block.payload, db=db["blocks"])
         txn.put(block.hash, hk, db=db["hashes"])
         txn.put(hk, certificate, db=db["certs"])
-        for index, (tx, result) in enumerate(zip(block.txs, outcome.results, strict=True)):
+        for index, (tx, encoded) in enumerate(zip(block.txs, outcome.encoded_results, strict=True)):
             loc = hk + struct.pack(">I", index)
             txn.put(tx.tx_id, loc, db=db["txindex"])
-            txn.put(loc, result.encode(), db=db["results"])
+            txn.put(loc, encoded, db=db["results"])
         for key, value in outcome.item_history:
             txn.put(key, value, db=db["itemhist"])
         for key, value in outcome.record_history:

@@ -85,6 +85,7 @@ class TxResult:
 class BlockOutcome:
     writes: dict[bytes, bytes | None]
     results: list[TxResult]
+    encoded_results: list[bytes]  # each result's canonical bytes: hashed into the root, stored
     item_history: list[tuple[bytes, bytes]]  # (key, value) for the item history index
     record_history: list[tuple[bytes, bytes]]
     results_root: bytes
@@ -189,12 +190,14 @@ def execute_block(block: Block, state: StateReader) -> BlockOutcome:
             record_history,
         )
         results.append(_execute_tx(ctx))
+    encoded = [r.encode() for r in results]
     return BlockOutcome(
         writes=overlay.writes,
         results=results,
+        encoded_results=encoded,
         item_history=item_history,
         record_history=record_history,
-        results_root=merkle_root([r.encode() for r in results]),
+        results_root=merkle_root(encoded),
     )
 
 
