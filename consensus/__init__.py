@@ -12,6 +12,7 @@ from consensus.actions import (
     Persist,
     Send,
 )
+from consensus.censorship import censorship_suspected
 from consensus.certificates import (
     CertificateError,
     CheckpointProof,
@@ -38,6 +39,7 @@ from consensus.messages import (
 from consensus.persisted import PersistedState, SignedVote
 from consensus.quorum import max_faulty, quorum_size
 from consensus.replica import Replica
+from consensus.screen import UNATTRIBUTABLE
 
 __all__ = [
     "Action",
@@ -65,8 +67,10 @@ __all__ = [
     "Send",
     "SignedVote",
     "Signer",
+    "UNATTRIBUTABLE",
     "Verifier",
     "ViewChange",
+    "censorship_suspected",
     "checkpoint_signing_bytes",
     "decode_message",
     "encode_message",

@@ -14,6 +14,8 @@ Verifier = Callable[[bytes, bytes, bytes], bool]
 DIGEST_BYTES = 32
 MAX_VALIDATORS = 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+# Room in a sender's future buffer beyond one full payload: its small votes and certificates.
+BUFFER_SLACK_BYTES = 1024 * 1024
 
 # Planted bugs for the mutation tests. Each one switches off one safety rule; the simulator
 # must catch every one of them. Never set in production.
@@ -65,8 +67,14 @@ class ReplicaConfig:
     retransmit_interval_ticks: int = 5
     # How often a replica that knows it is behind asks again for the blocks it lacks.
     fetch_retry_ticks: int = 10
-    # Messages for later heights or views kept per sender until they become current.
+    # Messages for later heights or views kept per sender until they become current,
+    # bounded in count and in bytes (one full proposal and its votes fit).
     max_buffered_per_sender: int = 16
+    max_buffered_bytes_per_sender: int = DEFAULT_MAX_PAYLOAD_BYTES + BUFFER_SLACK_BYTES
+    # Votes for views further ahead than this are dropped, not buffered: an honest replica
+    # learns of far views from a NewView (which a quorum backs), and a faulty one must not
+    # park messages for view 2**64 - 1 in our memory.
+    max_future_views: int = 16
     # Recent commit certificates kept to help lagging replicas catch up.
     certificate_cache_size: int = 32
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
@@ -89,6 +97,10 @@ class ReplicaConfig:
         _require_positive("max_buffered_per_sender", self.max_buffered_per_sender)
         _require_positive("certificate_cache_size", self.certificate_cache_size)
         _require_positive("max_payload_bytes", self.max_payload_bytes)
+        _require_positive("max_future_views", self.max_future_views)
+        if self.max_buffered_bytes_per_sender < self.max_payload_bytes:
+            # Else an honest leader's full proposal for the next height could never wait.
+            raise ValueError("max_buffered_bytes_per_sender must be >= max_payload_bytes")
         _require_positive("censorship_timeout_ticks", self.censorship_timeout_ticks)
         if self.watermark_window < 2 * self.checkpoint_interval:
             # The next checkpoint after a lost one must stay reachable below the high

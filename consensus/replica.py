@@ -48,11 +48,12 @@ from consensus.persisted import PersistedState
 from consensus.quorum import max_faulty, quorum_size
 from consensus.replica_sync import CatchUpMixin
 from consensus.replica_view import ViewChangeMixin
+from consensus.screen import ScreenMixin
 from consensus.slot import Slot
 from consensus.viewchange import ViewChangeRules
 
 
-class Replica(ViewChangeMixin, CatchUpMixin):
+class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
     def __init__(
         self,
         config: ReplicaConfig,
@@ -110,6 +111,7 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         self._fetch_peers: tuple[int, ...] = ()
         self._last_fetch_tick = -config.fetch_retry_ticks
         self._ticks_since_progress = 0
+        self._normal_since_tick = 0
         self._ticks_in_view_change = 0
         self._failed_views = 0
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest view change
@@ -213,6 +215,11 @@ class Replica(ViewChangeMixin, CatchUpMixin):
     @property
     def view(self) -> int:
         return self._view
+
+    @property
+    def normal_for_ticks(self) -> int:
+        """How long the current view has run normally (0 while a view change is on)."""
+        return self._now - self._normal_since_tick if self._normal else 0
 
     @property
     def leader(self) -> int:
@@ -354,6 +361,9 @@ class Replica(ViewChangeMixin, CatchUpMixin):
         if msg.view < self._view:
             self._count("dropped.stale_view")
             self._help(msg.sender, msg.height, msg.view)
+            return False
+        if msg.view > self._view + self._config.max_future_views:
+            self._count("dropped.far_future_view")
             return False
         if msg.view > self._view or not self._normal:
             self._buffer(msg)

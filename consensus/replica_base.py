@@ -44,6 +44,7 @@ class ReplicaBase:
     _new_view_message: NewView | None
     _failed_views: int
     _ticks_since_progress: int
+    _normal_since_tick: int  # when the current view started normal operation
     _ticks_in_view_change: int
     _slot: Slot
     # Checkpoints and garbage collection.

@@ -25,12 +25,20 @@ from consensus.messages import (
 )
 from consensus.replica_base import ReplicaBase
 
+# A vote, with its signature and the dataclass around it, as counted against a sender's buffer.
+MESSAGE_OVERHEAD_BYTES = 512
+
 
 class CatchUpMixin(ReplicaBase):
     def _buffer(self, msg: Message) -> None:
+        config = self._config
         queue = self._future.setdefault(msg.sender, [])
-        if len(queue) >= self._config.max_buffered_per_sender:
+        if len(queue) >= config.max_buffered_per_sender:
             self._count("dropped.buffer_full")
+            return
+        held = sum(buffered_bytes(m) for m in queue)
+        if held + buffered_bytes(msg) > config.max_buffered_bytes_per_sender:
+            self._count("dropped.buffer_bytes_full")
             return
         queue.append(msg)
 
@@ -217,6 +225,13 @@ class CatchUpMixin(ReplicaBase):
                 self._future[sender] = kept
             else:
                 del self._future[sender]
+
+
+def buffered_bytes(msg: Message) -> int:
+    """What a buffered message costs in memory, roughly: its payload and a fixed overhead."""
+    if isinstance(msg, PrePrepare):
+        return len(msg.payload) + MESSAGE_OVERHEAD_BYTES
+    return MESSAGE_OVERHEAD_BYTES
 
 
 def _message_height(msg: Message) -> int:

@@ -21,6 +21,11 @@ class ViewChangeMixin(ReplicaBase):
     def _on_censorship(self) -> None:
         if self._me is None or not self._normal:
             return
+        if self._now - self._normal_since_tick < self._config.censorship_timeout_ticks:
+            # Every leader gets a whole censorship timeout before it can be blamed: whatever
+            # the node believes, suspicion cannot drive views faster than one per timeout.
+            self._count("view_changes.censorship_ignored")
+            return
         self._count("view_changes.censorship")
         self._start_view_change(self._view + 1)
 
@@ -230,6 +235,7 @@ class ViewChangeMixin(ReplicaBase):
         self._floor = decision.floor_height
         self._new_view_message = nv
         self._ticks_since_progress = 0
+        self._normal_since_tick = self._now
         self._dirty = True
         for sender in sorted(self._view_changes):
             if self._view_changes[sender].new_view <= nv.view:

@@ -29,6 +29,11 @@ from node.store import Committed, Store, StoreError, TxnReader
 log = logging.getLogger("chain.ledger")
 
 VERIFY_CHUNK = 256  # signatures per worker-thread call: amortises the thread hop
+# Decoded proposals kept (a payload arrives, is validated, committed: the same bytes each
+# time). Bounded in entries, in payload bytes and in transactions, since a faulty validator
+# chooses what lands here.
+DECODED_MAX_BLOCKS = 8
+DECODED_MAX_BYTES = 32 * 1024 * 1024
 
 
 def verify_all(txs: Sequence[Transaction]) -> list[bool]:
@@ -74,7 +79,11 @@ class Chain:
         self.store = store
         self.mempool = mempool
         self.clock_ms = clock_ms
-        self._decoded: OrderedDict[bytes, Block] = OrderedDict()  # by block hash, bounded
+        # By payload; a BlockInvalid stands for a payload that does not decode (so that its
+        # digest is not recomputed on the event loop). Bounded: see DECODED_MAX_*.
+        self._decoded: OrderedDict[bytes, Block | BlockInvalid] = OrderedDict()
+        self._decoded_bytes = 0
+        self._decoded_txs = 0
         # The txs of those blocks by wire bytes: a tx first met in a proposal and then
         # gossiped is not decoded and verified a second time. Bounded with _decoded.
         self._proposed_txs: dict[bytes, Transaction] = {}
@@ -157,18 +166,38 @@ class Chain:
             results_root=head.results_root,
         )
         block = build_block(header, txs)
-        self._remember(block)
+        self._remember(block.payload, block)
         return block
 
-    def _remember(self, block: Block) -> None:
-        self._decoded[block.payload] = block
-        for tx in block.txs:
-            self._proposed_txs[tx.raw] = tx
-        while len(self._decoded) > 8:
-            _, old = self._decoded.popitem(last=False)
-            for tx in old.txs:
-                if self._proposed_txs.get(tx.raw) is tx:
-                    del self._proposed_txs[tx.raw]
+    def _remember(self, payload: bytes, block: Block | BlockInvalid) -> None:
+        if payload in self._decoded:
+            return
+        self._decoded[payload] = block
+        self._decoded_bytes += len(payload)
+        if isinstance(block, Block):
+            self._decoded_txs += len(block.txs)
+            for tx in block.txs:
+                self._proposed_txs[tx.raw] = tx
+        max_txs = 4 * self.params.max_block_txs
+        while len(self._decoded) > 1 and (
+            len(self._decoded) > DECODED_MAX_BLOCKS
+            or self._decoded_bytes > DECODED_MAX_BYTES
+            or self._decoded_txs > max_txs
+        ):
+            old_payload, old = self._decoded.popitem(last=False)
+            self._decoded_bytes -= len(old_payload)
+            if isinstance(old, Block):
+                self._decoded_txs -= len(old.txs)
+                for tx in old.txs:
+                    if self._proposed_txs.get(tx.raw) is tx:
+                        del self._proposed_txs[tx.raw]
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "decoded_blocks": len(self._decoded),
+            "decoded_bytes": self._decoded_bytes,
+            "decoded_txs": self._decoded_txs,
+        }
 
     def committed_tx(self, height: int, index: int) -> Transaction | None:
         """One transaction of a stored block, without decoding the rest of it: for tx_get on
@@ -178,22 +207,55 @@ class Chain:
         if payload is None or index < 0:
             return None
         cached = self._decoded.get(payload)
-        if cached is not None:
+        if isinstance(cached, Block):
             return cached.txs[index] if index < len(cached.txs) else None
         raws = encoding.unpack_fast(payload)[1]  # written by this node's store, certified
         return self.decode(raws[index]) if index < len(raws) else None
 
-    def decode_payload(self, payload: bytes) -> Block:
-        block = self._decoded.get(payload)
-        if block is None:
-            block = decode_block(
+    def _decode_detached(self, payload: bytes) -> Block | BlockInvalid:
+        """Decode without touching the cache: safe in a worker thread."""
+        try:
+            return decode_block(
                 payload,
                 max_block_bytes=self.params.max_block_bytes,
                 max_tx_bytes=self.params.max_tx_bytes,
-                tx_cache=self.mempool.by_raw,
+                tx_cache=self.mempool.by_raw,  # a dict read: atomic under the GIL
+                max_block_txs=self.params.max_block_txs,
             )
-            self._remember(block)
+        except BlockInvalid as exc:
+            return exc
+
+    def decode_payload(self, payload: bytes) -> Block:
+        block = self._decoded.get(payload)
+        if block is None:
+            block = self._decode_detached(payload)
+            self._remember(payload, block)
+        if isinstance(block, BlockInvalid):
+            raise block
         return block
+
+    async def decode_off_loop(self, payload: bytes) -> Block:
+        """Decode a payload in a worker thread, not caching it (block sync)."""
+        block = self._decoded.get(payload)
+        if block is None:
+            block = await trio.to_thread.run_sync(self._decode_detached, payload)
+        if isinstance(block, BlockInvalid):
+            raise block
+        return block
+
+    async def prepare_payloads(self, payloads: Sequence[bytes]) -> None:
+        """Decode proposals and check the signatures of their unseen transactions, all off
+        the event loop, so that the replica's synchronous digest and validate calls find
+        every answer ready. Only for payloads that passed the replica's cheap screening."""
+        for payload in payloads:
+            block = self._decoded.get(payload)
+            if block is None:
+                block = await trio.to_thread.run_sync(self._decode_detached, payload)
+                self._remember(payload, block)
+            if isinstance(block, Block):
+                unknown = [tx for tx in block.txs if tx.verdict is None]
+                if unknown:
+                    await verify_batch(unknown)
 
     def digest(self, payload: bytes) -> bytes:
         try:
@@ -207,17 +269,6 @@ class Chain:
         # a proposal's unknown txs by `preverify` before the replica saw it. (Membership by
         # tx id alone would pass a copy of a pending tx carrying a forged signature.)
         return tx.signature_ok()
-
-    async def preverify(self, payload: bytes) -> None:
-        """Verify, off the event loop, the signatures of a proposal's txs this node has not
-        seen, so that `validate` (synchronous, on the loop) finds every verdict made."""
-        try:
-            block = self.decode_payload(payload)
-        except BlockInvalid:
-            return  # validate refuses it
-        unknown = [tx for tx in block.txs if tx.verdict is None]
-        if unknown:
-            await verify_batch(unknown)
 
     def validate(self, height: int, payload: bytes, *, view: int, leader: int) -> bool:
         """A backup's verdict on a fresh proposal (runs on the event loop)."""
@@ -262,9 +313,14 @@ class Chain:
         if header.tx_count > self.params.max_block_txs:
             raise BlockInvalid(f"{header.tx_count} txs, limit {self.params.max_block_txs}")
 
-    async def commit(self, payload: bytes, certificate: bytes) -> Committed:
+    async def commit(
+        self, payload: bytes, certificate: bytes, *, block: Block | None = None
+    ) -> Committed:
         """Execute and store a certified block (atomically, off the event loop)."""
-        block = self.decode_payload(payload)
+        if block is None:
+            block = self.decode_payload(payload)
+        elif block.payload != payload:
+            raise ValueError("the decoded block is not this payload")
         try:
             committed = await trio.to_thread.run_sync(self._commit_sync, block, certificate)
         except StoreError as exc:

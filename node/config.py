@@ -32,6 +32,8 @@ class P2PSection:
     allow: tuple[str, ...] = ()
     max_frame_bytes: int = 16 * 1024 * 1024
     send_queue_frames: int = 1024
+    # Per peer; a frame is up to max_frame_bytes, so frames alone would allow gigabytes.
+    send_queue_bytes: int = 48 * 1024 * 1024
     handshake_timeout_ms: int = 5000
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from consensus import (
+    UNATTRIBUTABLE,
     Broadcast,
     CommitCertificate,
     Deliver,
@@ -23,22 +24,27 @@ from consensus import (
     MessageError,
     Misbehaviour,
     Persist,
-    PrePrepare,
     Replica,
     ReplicaConfig,
     Send,
+    censorship_suspected,
     decode_message,
     encode_message,
 )
 from node import crypto
 from node.chain import Chain
-from node.store import Divergence, StoreError
+from node.ledger.block import Block
+from node.store import Committed, Divergence, StoreError
 
 log = logging.getLogger("chain.consensus")
 
 SendFn = Callable[[int, bytes], None]  # (validator index, encoded message)
 BroadcastFn = Callable[[bytes], None]
 FetchFn = Callable[[int, tuple[int, ...]], None]
+# The censorship check scans the mempool: at most once per this interval.
+CENSORSHIP_CHECK_INTERVAL_MS = 1000
+# Room a full block may leave: the block-byte margin of build_proposal and one tx.
+BLOCK_BYTES_MARGIN = 4096
 
 
 class _App:
@@ -80,6 +86,8 @@ class ConsensusDriver:
             view_timeout_ticks=max(2, params.view_timeout_ms // params.tick_ms),
             max_view_timeout_ticks=max(4, params.max_view_timeout_ms // params.tick_ms),
             censorship_timeout_ticks=max(2, params.censorship_timeout_ms // params.tick_ms),
+            max_payload_bytes=params.max_block_bytes,
+            max_buffered_bytes_per_sender=params.max_block_bytes + (1 << 20),
         )
         persisted_raw = chain.store.load_consensus()
         persisted = None
@@ -107,8 +115,13 @@ class ConsensusDriver:
         self._fetch = fetch
         self._lock = trio.Lock()
         self.misbehaviour: Counter[str] = Counter()
+        # Evidence that names no proven signer, by the link it came in on.
+        self.misbehaving_links: Counter[str] = Counter()
+        self.peer_names: dict[bytes, str] = {}
         self.last_commit_ms = chain.clock_ms()
         self.last_block_txs = 0
+        self.last_block_full = False
+        self._next_censorship_check_ms = 0
         self.round_ms = 0
         self._propose_started_ms = 0
         self.wakeup = trio.Event()
@@ -133,29 +146,52 @@ class ConsensusDriver:
             await self._maybe_propose()
 
     def _censored(self) -> bool:
-        """A backup that holds a valid tx longer than the bound while blocks commit without it."""
+        """The node's censorship rule (consensus.censorship_suspected), at most once per view
+        and once per CENSORSHIP_CHECK_INTERVAL_MS; only a backup suspects its leader."""
         if not self.is_validator or self.replica.leader == self.config.my_index:
             return False
         if self._complained_view == self.replica.view:
             return False
         limit_ms = self.chain.params.censorship_timeout_ms
-        recent_commit = self.chain.clock_ms() - self.last_commit_ms < limit_ms
-        return recent_commit and self.chain.mempool.oldest_age_ms() > limit_ms
+        mempool = self.chain.mempool
+        if mempool.oldest_age_ms() <= limit_ms:  # cheap: nothing has waited that long
+            return False
+        now = self.chain.clock_ms()
+        if now < self._next_censorship_check_ms:
+            return False
+        self._next_censorship_check_ms = now + CENSORSHIP_CHECK_INTERVAL_MS
+        return censorship_suspected(
+            oldest_proposable_wait=mempool.oldest_proposable_age_ms(),
+            since_last_commit=now - self.last_commit_ms,
+            view_age=self.replica.normal_for_ticks * self.tick_ms,
+            timeout=limit_ms,
+            last_block_full=self.last_block_full,
+        )
 
-    async def receive(self, raw: bytes) -> None:
+    async def receive(self, raw: bytes, origin: bytes | None = None) -> None:
+        """A consensus message from the link of peer `origin` (its public key)."""
         try:
-            msg: Message = decode_message(raw)
+            msg: Message = decode_message(raw, max_payload_bytes=self.config.max_payload_bytes)
         except MessageError as exc:
             self.misbehaviour["malformed_message"] += 1
-            log.debug("dropping malformed consensus message: %s", exc)
+            self._blame_link(origin, "malformed_message", str(exc))
             return
-        if isinstance(msg, PrePrepare) and msg.height == self.chain.store.head.height + 1:
-            # Signatures of txs this node has not seen are checked in worker threads now,
-            # not one by one on the event loop inside the replica's call to validate.
-            await self.chain.preverify(msg.payload)
+        # Cheap checks first (sender, signature, leader, view and height windows); only a
+        # payload that passes them is decoded and its transactions' signatures checked, in
+        # worker threads, before the replica's synchronous digest and validate see it.
+        payloads = self.replica.payloads_to_prepare(msg)
+        if payloads:
+            await self.chain.prepare_payloads(payloads)
         async with self._lock:
-            await self._carry_out(self.replica.receive(msg))
+            await self._carry_out(self.replica.receive(msg), origin)
             await self._maybe_propose()
+
+    def _blame_link(self, origin: bytes | None, kind: str, detail: str) -> None:
+        if origin is None:
+            return
+        name = self.peer_names.get(origin, origin.hex()[:16])
+        self.misbehaving_links[f"{name}:{kind}"] += 1
+        log.warning("peer %s (link) sent a bad consensus message (%s): %s", name, kind, detail)
 
     async def poke(self) -> None:
         """New transactions arrived: propose now if we lead and nothing is in flight."""
@@ -167,14 +203,14 @@ class ConsensusDriver:
             await self._carry_out(self.replica.executed(height, state_root))
             await self._maybe_propose()
 
-    async def apply_synced(self, payload: bytes, certificate: bytes, height: int) -> bool:
+    async def apply_synced(self, block: Block, certificate: bytes) -> bool:
         """Commit a fetched block whose certificate the caller has verified."""
+        payload, height = block.payload, block.height
         async with self._lock:
             if height != self.chain.store.head.height + 1:
                 return height <= self.chain.store.head.height
-            committed = await self.chain.commit(payload, certificate)
-            self.last_commit_ms = self.chain.clock_ms()
-            self.last_block_txs = len(committed.block.txs)
+            committed = await self.chain.commit(payload, certificate, block=block)
+            self._note_commit(committed)
             cert = CommitCertificate.from_bytes(certificate)
             await self._carry_out(
                 self.replica.executed(height, committed.head.state_root, certificate=cert)
@@ -207,7 +243,7 @@ class ConsensusDriver:
 
     # --- outputs -----------------------------------------------------------------------------
 
-    async def _carry_out(self, actions: list[Any]) -> None:
+    async def _carry_out(self, actions: list[Any], origin: bytes | None = None) -> None:
         journaled: set[int] = set()
         for i, action in enumerate(actions):
             if isinstance(action, Persist):
@@ -242,9 +278,18 @@ class ConsensusDriver:
                 self._fetch(action.from_height, tuple(action.peers))
             elif isinstance(action, Misbehaviour):
                 self.misbehaviour[action.kind] += 1
-                log.warning(
-                    "validator %d misbehaved (%s): %s", action.validator, action.kind, action.detail
-                )
+                if action.kind in UNATTRIBUTABLE:
+                    # Claims to come from action.validator, which nobody proved: the link did.
+                    self._blame_link(
+                        origin, action.kind, f"claims validator {action.validator}: {action.detail}"
+                    )
+                else:
+                    log.warning(
+                        "validator %d misbehaved (%s): %s",
+                        action.validator,
+                        action.kind,
+                        action.detail,
+                    )
             else:
                 raise TypeError(f"unknown consensus action {action!r}")
 
@@ -263,9 +308,19 @@ class ConsensusDriver:
         else:
             self.round_ms = now - self.last_commit_ms
         self._propose_started_ms = 0
-        self.last_commit_ms = now
-        self.last_block_txs = len(committed.block.txs)
+        self._note_commit(committed)
         await self._carry_out(self.replica.executed(height, committed.head.state_root))
+
+    def _note_commit(self, committed: Committed) -> None:
+        params = self.chain.params
+        block = committed.block
+        self.last_commit_ms = self.chain.clock_ms()
+        self.last_block_txs = len(block.txs)
+        self.last_block_full = (
+            len(block.txs) >= params.max_block_txs
+            or len(block.payload)
+            >= params.max_block_bytes - BLOCK_BYTES_MARGIN - params.max_tx_bytes
+        )
 
     def status(self) -> dict[str, Any]:
         st = dict(self.replica.status())
@@ -275,6 +330,7 @@ class ConsensusDriver:
                 "last_commit_age_ms": self.chain.clock_ms() - self.last_commit_ms,
                 "round_ms": self.round_ms,
                 "misbehaviour": dict(self.misbehaviour),
+                "misbehaving_links": dict(self.misbehaving_links),
             }
         )
         return st

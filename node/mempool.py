@@ -17,6 +17,8 @@ from node.ledger import errors as E
 from node.ledger.tx import Transaction
 
 AccountLookup = Callable[[bytes], dict[str, Any] | None]
+# How many of the oldest entries the censorship check looks at (it runs on the event loop).
+PROPOSABLE_SCAN_LIMIT = 2000
 
 
 @dataclass(slots=True)
@@ -210,6 +212,25 @@ class Mempool:
                 break
             out.append(entry.tx)
         return out
+
+    def oldest_proposable_age_ms(self, scan_limit: int = PROPOSABLE_SCAN_LIMIT) -> int:
+        """How long the oldest transaction that a leader could propose now has waited.
+
+        A tx is proposable when its nonce is its sender's committed nonce + 1 (and so are
+        the rest of its run, which came later). A tx behind a nonce gap is not: no leader
+        can include it, so its age says nothing about censorship. Looks at no more than
+        `scan_limit` of the oldest entries (0 when none of those is proposable)."""
+        nonces: dict[bytes, int] = {}
+        for count, entry in enumerate(self._by_id.values()):  # arrival order: oldest first
+            if count >= scan_limit:
+                break
+            sender = entry.tx.sender
+            if sender not in nonces:
+                account = self._account_of(sender)
+                nonces[sender] = account["nonce"] if account else 0
+            if entry.tx.nonce == nonces[sender] + 1:
+                return self._clock_ms() - entry.added_ms
+        return 0
 
     def oldest_age_ms(self) -> int:
         for entry in self._by_id.values():

@@ -21,6 +21,7 @@ import trio
 from consensus import CertificateError, CommitCertificate, verify_certificate
 from node import crypto
 from node.config import split_address
+from node.ledger.block import peek_header
 from node.ledger.errors import BlockInvalid
 from node.ledger.genesis import ConfigError
 from p2p.gossip import SeenSet
@@ -41,6 +42,37 @@ HEAD_INTERVAL_S = 1.0
 REGOSSIP_INTERVAL_S = 5.0
 REGOSSIP_AGE_MS = 5000
 REGOSSIP_MAX = 2000
+GOSSIP_PEER_BYTES = 32 * 1024 * 1024  # tx batches waiting for admission, per peer
+
+
+def _blocks_message_bytes(msg: dict[str, Any]) -> int:
+    items = msg.get("items")
+    if not isinstance(items, list):
+        return 64
+    sizes = (
+        len(x) for item in items if isinstance(item, list) for x in item if isinstance(x, bytes)
+    )
+    return 64 + sum(sizes)
+
+
+class ByteBudget:
+    """Bytes waiting in one channel, per peer, with a ceiling: a peer whose messages fill its
+    share has the next ones dropped (and counted) until the reactor catches up."""
+
+    def __init__(self, per_peer_bytes: int) -> None:
+        self.per_peer_bytes = per_peer_bytes
+        self._held: Counter[bytes] = Counter()
+
+    def take(self, peer: bytes, size: int) -> bool:
+        if self._held[peer] + size > self.per_peer_bytes:
+            return False
+        self._held[peer] += size
+        return True
+
+    def give_back(self, peer: bytes, size: int) -> None:
+        self._held[peer] -= size
+        if self._held[peer] <= 0:
+            del self._held[peer]
 
 
 class Network:
@@ -77,14 +109,22 @@ class Network:
             dial=dial,
             max_frame_bytes=cfg.p2p.max_frame_bytes,
             send_queue_frames=cfg.p2p.send_queue_frames,
+            send_queue_bytes=cfg.p2p.send_queue_bytes,
             handshake_timeout_ms=cfg.p2p.handshake_timeout_ms,
         )
-        self._consensus_send, self._consensus_recv = trio.open_memory_channel[bytes](4096)
-        self._gossip_send, self._gossip_recv = trio.open_memory_channel[tuple[bytes, list[bytes]]](
-            256
-        )
+        self._consensus_send, self._consensus_recv = trio.open_memory_channel[
+            tuple[bytes, bytes, int]
+        ](4096)
+        # The channels are bounded in items; these bound what the items hold, per peer, so
+        # that one peer's 16 MiB frames cannot pile up in memory (4096 of them would).
+        self._consensus_budget = ByteBudget(2 * genesis.consensus.max_block_bytes + (1 << 20))
+        self._gossip_budget = ByteBudget(GOSSIP_PEER_BYTES)
+        self._blocks_budget = ByteBudget(2 * cfg.p2p.max_frame_bytes)
+        self._gossip_send, self._gossip_recv = trio.open_memory_channel[
+            tuple[bytes, list[bytes], int]
+        ](256)
         self._blocks_send, self._blocks_recv = trio.open_memory_channel[
-            tuple[bytes, dict[str, Any]]
+            tuple[bytes, dict[str, Any], int]
         ](16)
         self._seen = SeenSet(200_000)
         self._outgoing_txs: list[bytes] = []
@@ -191,34 +231,60 @@ class Network:
     async def _dispatch(self) -> None:
         async for peer, msg in self.peers_mgr.inbox:
             kind = msg.get("t")
-            try:
-                if kind == "c" and isinstance(msg.get("m"), bytes):
-                    if peer in self.validator_ids:
-                        self._consensus_send.send_nowait(msg["m"])
-                    else:
-                        self.counters["consensus_from_non_validator"] += 1
-                elif kind == "txs" and isinstance(msg.get("txs"), list):
-                    raws = [r for r in msg["txs"][:TX_BATCH_MAX] if isinstance(r, bytes)]
-                    self._gossip_send.send_nowait((peer, raws))
-                elif kind == "head" and isinstance(msg.get("h"), int):
-                    self.peer_heads[peer] = msg["h"]
-                    if msg["h"] > self.node.chain.store.head.height + 1:
-                        self._sync_wakeup.set()
-                elif kind in ("breq", "blks"):
-                    self._blocks_send.send_nowait((peer, msg))
-                else:
-                    self.counters["unknown_message"] += 1
-            except trio.WouldBlock:
-                self.counters[f"dropped_{kind}_backlog"] += 1
+            if kind == "c" and isinstance(msg.get("m"), bytes):
+                if peer not in self.validator_ids:
+                    self.counters["consensus_from_non_validator"] += 1
+                    continue
+                raw = msg["m"]
+                self._hand_over(
+                    kind, self._consensus_send, self._consensus_budget, peer, raw, len(raw)
+                )
+            elif kind == "txs" and isinstance(msg.get("txs"), list):
+                raws = [r for r in msg["txs"][:TX_BATCH_MAX] if isinstance(r, bytes)]
+                size = sum(len(r) for r in raws)
+                self._hand_over(kind, self._gossip_send, self._gossip_budget, peer, raws, size)
+            elif kind == "head" and isinstance(msg.get("h"), int):
+                self.peer_heads[peer] = msg["h"]
+                if msg["h"] > self.node.chain.store.head.height + 1:
+                    self._sync_wakeup.set()
+            elif kind in ("breq", "blks"):
+                size = _blocks_message_bytes(msg)
+                self._hand_over(kind, self._blocks_send, self._blocks_budget, peer, msg, size)
+            else:
+                self.counters["unknown_message"] += 1
+
+    def _hand_over(
+        self,
+        kind: str,
+        channel: trio.MemorySendChannel[Any],
+        budget: ByteBudget,
+        peer: bytes,
+        item: Any,
+        size: int,
+    ) -> None:
+        """Queue a message for its reactor, or drop it (counted) when the reactor's channel
+        or the peer's share of its bytes is full."""
+        if not budget.take(peer, size):
+            self.counters[f"dropped_{kind}_bytes"] += 1
+            return
+        try:
+            channel.send_nowait((peer, item, size))
+        except trio.WouldBlock:
+            budget.give_back(peer, size)
+            self.counters[f"dropped_{kind}_backlog"] += 1
 
     async def _consensus_loop(self) -> None:
         driver = self.node.driver
-        async for raw in self._consensus_recv:
+        if driver is not None:
+            driver.peer_names.update({v.public_key: v.name for v in self.node.genesis.validators})
+        async for peer, raw, size in self._consensus_recv:
+            self._consensus_budget.give_back(peer, size)
             if driver is not None:
-                await driver.receive(raw)
+                await driver.receive(raw, origin=peer)
 
     async def _gossip_in_loop(self) -> None:
-        async for peer, raws in self._gossip_recv:
+        async for peer, raws, size in self._gossip_recv:
+            self._gossip_budget.give_back(peer, size)
             fresh = [r for r in raws if self._seen.add(crypto.sha256(r))]
             if not fresh:
                 continue
@@ -266,7 +332,8 @@ class Network:
 
     async def _serve_blocks_loop(self) -> None:
         store = self.node.chain.store
-        async for peer, msg in self._blocks_recv:
+        async for peer, msg, size in self._blocks_recv:
+            self._blocks_budget.give_back(peer, size)
             if msg["t"] == "breq":
                 start, count = msg.get("from"), msg.get("max")
                 if not (isinstance(start, int) and isinstance(count, int) and start >= 1):
@@ -351,19 +418,30 @@ class Network:
         return True
 
     async def _apply_synced(self, payload: bytes, cert_raw: bytes) -> bool:
+        """Check a fetched block's certificate first (its header is enough for that), then
+        decode the rest off the event loop, then commit it. A block is never decoded in full
+        on the word of a peer alone, and fetched blocks stay out of the proposal cache."""
         chain = self.node.chain
+        params = chain.params
         try:
-            block = chain.decode_payload(payload)
             cert = CommitCertificate.from_bytes(cert_raw)
-            if cert.height != block.height or cert.digest != block.hash:
+            if cert.height <= chain.store.head.height:
+                return True  # consensus got there first
+            if cert.height != chain.store.head.height + 1:
+                raise BlockInvalid(f"block {cert.height} does not follow our head")
+            header = peek_header(payload, max_block_bytes=params.max_block_bytes)
+            if header.height != cert.height or header.hash() != cert.digest:
                 raise BlockInvalid("certificate is for another block")
             verify_certificate(
                 cert, chain.genesis.chain_id, chain.genesis.validator_keys, crypto.verify
             )
+            block = await chain.decode_off_loop(payload)
+            if block.hash != cert.digest:
+                raise BlockInvalid("certificate is for another block")
         except (BlockInvalid, CertificateError, ValueError) as exc:
             log.warning("refusing synced block: %s", exc)
             return False
         driver = self.node.driver
         if driver is None:
             return False
-        return await driver.apply_synced(payload, cert_raw, block.height)
+        return await driver.apply_synced(block, cert_raw)

@@ -112,11 +112,13 @@ def decode_block(
     max_block_bytes: int,
     max_tx_bytes: int,
     tx_cache: Callable[[bytes], Transaction | None] | None = None,
+    max_block_txs: int | None = None,
 ) -> Block:
     """Decode a payload and check it is self-consistent (tx_root, tx_count).
 
     tx_cache maps a tx's wire bytes to an already-decoded Transaction (the mempool's), so a
-    transaction the node has seen is not parsed twice.
+    transaction the node has seen is not parsed twice. With max_block_txs, a block with more
+    transactions is refused before any of them is decoded (that is the costly part).
     """
     if len(payload) > max_block_bytes:
         raise BlockInvalid(f"block is {len(payload)} bytes, limit {max_block_bytes}")
@@ -127,6 +129,10 @@ def decode_block(
     if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[1], list)):
         raise BlockInvalid("block must be [header, [tx, ...]]")
     header = BlockHeader.from_obj(obj[0])
+    if header.tx_count != len(obj[1]):
+        raise BlockInvalid(f"header says {header.tx_count} txs, block has {len(obj[1])}")
+    if max_block_txs is not None and header.tx_count > max_block_txs:
+        raise BlockInvalid(f"{header.tx_count} txs, limit {max_block_txs}")
     txs: list[Transaction] = []
     for i, raw in enumerate(obj[1]):
         if not isinstance(raw, bytes):
@@ -138,8 +144,18 @@ def decode_block(
             except TxInvalid as exc:
                 raise BlockInvalid(f"tx {i}: {exc.message}") from exc
         txs.append(cached)
-    if header.tx_count != len(txs):
-        raise BlockInvalid(f"header says {header.tx_count} txs, block has {len(txs)}")
     if tx_root_of(txs) != header.tx_root:
         raise BlockInvalid("tx_root does not match the transactions")
     return Block(header=header, txs=tuple(txs), payload=payload, hash=header.hash())
+
+
+def peek_header(payload: bytes, *, max_block_bytes: int) -> BlockHeader:
+    """The header of a payload, without decoding its transactions: enough to compare the
+    block hash with a certificate before spending anything on the rest."""
+    if len(payload) > max_block_bytes:
+        raise BlockInvalid(f"block is {len(payload)} bytes, limit {max_block_bytes}")
+    try:
+        header_obj = encoding.unpack_first_of_pair(payload, max_len=max_block_bytes)
+    except encoding.EncodingError as exc:
+        raise BlockInvalid(f"block encoding: {exc}") from exc
+    return BlockHeader.from_obj(header_obj)

@@ -181,3 +181,23 @@ def unpack(data: bytes, *, max_len: int = 16 * 1024 * 1024) -> Any:
 def unpack_fast(data: bytes) -> Any:
     """Decode msgpack without the canonical check, for data we wrote ourselves (our store)."""
     return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+
+
+def unpack_first_of_pair(data: bytes, *, max_len: int) -> Any:
+    """The first element of a msgpack array of two, read without decoding the second (a
+    block's header before its transactions). Canonical checks apply to that element only;
+    whoever needs the whole value calls `unpack` on it later."""
+    if len(data) > max_len:
+        raise EncodingError(f"encoding is {len(data)} bytes, limit {max_len}")
+    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True, max_buffer_size=0)
+    unpacker.feed(data)
+    try:
+        if unpacker.read_array_header() != 2:
+            raise EncodingError("not an array of two")
+        first = unpacker.unpack()
+    except EncodingError:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise EncodingError(f"not valid msgpack: {exc}") from exc
+    _check_decoded(first, 1)
+    return first

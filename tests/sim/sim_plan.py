@@ -57,6 +57,12 @@ class RunPlan:
     real_signatures: bool
     mutations: frozenset[str] = field(default_factory=frozenset)
     liveness_slack_ticks: int = 60
+    # Every k-th transaction has a nonce gap: no leader can propose it, so it must never be
+    # taken for censorship (0: none).
+    gap_tx_every: int = 0
+    # Keep running this long after the heal even when every node committed (to watch for
+    # view-change storms on a healthy network); 0 stops at the first commit after the heal.
+    calm_ticks: int = 0
 
     @property
     def f(self) -> int:
@@ -124,6 +130,7 @@ def plan_for_seed(
         faults=faults,
         real_signatures=seed % 50 == 7,
         mutations=mutations,
+        gap_tx_every=rng.choice([0, 0, 3, 10]),
     )
 
 

@@ -44,6 +44,7 @@ from consensus import (
     ReplicaConfig,
     Send,
     ViewChange,
+    censorship_suspected,
     decode_message,
     encode_message,
     quorum_size,
@@ -85,7 +86,8 @@ class Node:
     delivered_height: int = 0
     crash_cut: int | None = None
     suspected_view: int = -1
-    first_waiting_tx: int = 1  # every tx id below it is in the chain
+    first_waiting_tx: int = 1  # every tx id below it is in the chain (or has a nonce gap)
+    last_commit_time: int = 0
 
     @property
     def up(self) -> bool:
@@ -145,10 +147,12 @@ class World(ByzantineMixin):
         self.group: list[int] = [0] * len(self.nodes)  # partition side of each node
         self.healed = False
         self.tx_arrivals: dict[int, int] = {}  # tx id -> arrival time
+        self.gap_txs: set[int] = set()  # txs with a nonce gap: never proposable
         self._next_tx = 1
         self._forged_tx = 10**9
         self.proposal_time: dict[bytes, int] = {}  # digest -> when it was first proposed
         self.max_view = 0
+        self._calm_until = 0
 
     # -------------------------------------------------------------------------- event loop
 
@@ -195,13 +199,13 @@ class World(ByzantineMixin):
         heal_at = self.plan.fault_ticks * TICK_UNITS
         self.schedule(heal_at, "heal-all")
         self.schedule(TICK_UNITS, "tx")
-        deadline = heal_at + self.plan.liveness_bound_ticks * TICK_UNITS
+        deadline = heal_at + (self.plan.liveness_bound_ticks + self.plan.calm_ticks) * TICK_UNITS
         for _ in range(MAX_EVENTS):
             if not self._events:
                 raise SimViolation("liveness", "no events left")
             time, _, event = heapq.heappop(self._events)
             self.now = time
-            if self.healed and self._live_after_heal():
+            if self.healed and self._live_after_heal() and time >= self._calm_until:
                 return
             if time > deadline:
                 heights = [node.executed_height for node in self.nodes if node.honest]
@@ -233,6 +237,8 @@ class World(ByzantineMixin):
             self._heal_all()
         elif kind == "tx":
             self.tx_arrivals[self._next_tx] = self.now
+            if self.plan.gap_tx_every and self._next_tx % self.plan.gap_tx_every == 0:
+                self.gap_txs.add(self._next_tx)
             self._next_tx += 1
             self.schedule(TICK_UNITS, "tx")
 
@@ -339,22 +345,25 @@ class World(ByzantineMixin):
         self._maybe_suspect_censorship(node, replica)
 
     def _maybe_suspect_censorship(self, node: Node, replica: Replica) -> None:
-        """The node's rule: a valid tx waited longer than the censorship timeout while
-        blocks kept committing without it, so vote for a view change (once per view)."""
+        """The node's rule (consensus.censorship_suspected, once per view): a tx a leader
+        could propose waited longer than the censorship timeout while blocks that were not
+        full kept committing, in a view that has run longer than the timeout."""
         if not node.honest or replica.view == node.suspected_view or len(node.chain) < 2:
             return
-        while node.first_waiting_tx in node.tx_set:
+        while node.first_waiting_tx in node.tx_set or node.first_waiting_tx in self.gap_txs:
             node.first_waiting_tx += 1
         arrived = self.tx_arrivals.get(node.first_waiting_tx)
         if arrived is None:
             return
-        if self.now - arrived <= self.plan.censorship_timeout_ticks * TICK_UNITS:
+        last_block_txs = len(_txs(node.chain[-1].payload))
+        if not censorship_suspected(
+            oldest_proposable_wait=self.now - arrived,
+            since_last_commit=self.now - node.last_commit_time,
+            view_age=replica.normal_for_ticks * TICK_UNITS,
+            timeout=self.plan.censorship_timeout_ticks * TICK_UNITS,
+            last_block_full=last_block_txs >= MAX_TXS_PER_BLOCK // 2,
+        ):
             return
-        for block in node.chain[-2:]:
-            if self.proposal_time.get(block.digest, 0) <= arrived:
-                return  # proposed before it arrived
-            if len(_txs(block.payload)) >= MAX_TXS_PER_BLOCK // 2:
-                return  # a full block: a backlog, not censorship
         node.suspected_view = replica.view
         self.count("censorship_suspected")
         self.perform(node, replica.suspect_censorship())
@@ -377,7 +386,7 @@ class World(ByzantineMixin):
     def _pending_txs(self, node: Node) -> tuple[int, ...]:
         chosen: list[int] = []
         for tx in self.tx_arrivals:
-            if tx not in node.tx_set:
+            if tx not in node.tx_set and tx not in self.gap_txs:
                 chosen.append(tx)
                 if len(chosen) == MAX_TXS_PER_BLOCK // 2:
                     break
@@ -432,6 +441,7 @@ class World(ByzantineMixin):
         digest = sha256(payload)
         root = sha256(node.root_at(height - 1) + digest)
         node.chain.append(Block(payload, digest, certificate, root))
+        node.last_commit_time = self.now
         node.tx_set.update(_txs(payload))
         replica = node.replica
         assert replica is not None
@@ -570,6 +580,7 @@ class World(ByzantineMixin):
             node.crash_cut = None
         self._restart_all()
         self._heal_height = max(node.executed_height for node in self.nodes if node.honest)
+        self._calm_until = self.now + self.plan.calm_ticks * TICK_UNITS
 
     def _live_after_heal(self) -> bool:
         return all(node.executed_height > self._heal_height for node in self.nodes if node.honest)

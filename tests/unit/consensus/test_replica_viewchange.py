@@ -181,11 +181,25 @@ def test_lone_replica_does_not_escalate_views() -> None:
 
 
 def test_censorship_suspicion_votes_for_a_view_change() -> None:
-    h = make_harness(me=3)
+    h = make_harness(me=3, censorship_timeout_ticks=3, view_timeout_ticks=20)
+    for _ in range(3):
+        h.replica.tick()
     actions = h.replica.suspect_censorship()
     assert kinds(actions) == ["Persist", "Broadcast"]
     assert broadcasts(actions, ViewChange)[0].new_view == 1
     assert h.replica.suspect_censorship() == []  # already changing view
+
+
+def test_censorship_suspicion_is_ignored_until_the_view_has_run_a_whole_timeout() -> None:
+    """However often the node suspects, views cannot change faster than one per timeout."""
+    h = make_harness(me=3, censorship_timeout_ticks=5, view_timeout_ticks=20)
+    for _ in range(4):
+        h.replica.tick()
+        assert h.replica.suspect_censorship() == []
+    assert h.replica.status()["counters"]["view_changes.censorship_ignored"] == 4
+    h.replica.tick()
+    assert kinds(h.replica.suspect_censorship()) == ["Persist", "Broadcast"]
+    assert h.replica.view == 1
 
 
 def test_leader_crash_mid_round_the_prepared_block_survives() -> None:

@@ -108,3 +108,26 @@ def test_older_than_for_regossip(state: DictState, accounts: dict[str, Account])
     assert pool.older_than(5000, 10) == [first]
     assert pool.older_than(5000, 0) == []
     assert pool.oldest_age_ms() == 6000
+
+
+def test_oldest_proposable_age_ignores_nonce_gaps(
+    state: DictState, accounts: dict[str, Account]
+) -> None:
+    """A tx behind a nonce gap cannot be proposed by any leader: it is no sign of censorship."""
+    now = [1000]
+    pool = make_pool(state)
+    pool._clock_ms = lambda: now[0]  # type: ignore[method-assign]
+    maker, shipper = accounts["maker"], accounts["shipper"]
+    pool.add(reg(maker, "gap", nonce=3))  # nonces 1 and 2 missing
+    now[0] = 5000
+    assert pool.oldest_age_ms() == 4000
+    assert pool.oldest_proposable_age_ms() == 0
+    pool.add(reg(shipper, "ok", nonce=1))
+    now[0] = 6000
+    assert pool.oldest_proposable_age_ms() == 1000
+    # The gap fills: the run 1, 2, 3 became proposable when nonce 1 arrived.
+    pool.add(reg(maker, "one", nonce=1))
+    pool.add(reg(maker, "two", nonce=2))
+    now[0] = 9000
+    assert pool.oldest_proposable_age_ms() == 4000  # shipper's, from 5000
+    assert pool.oldest_proposable_age_ms(scan_limit=1) == 0  # only the gap tx looked at

@@ -413,9 +413,9 @@ async def test_admission_proposal_and_commit_verify_once(
     assert all(o.error is None for o in await leader.submit_raw(raws))
     assert calls[0] == 10
     block = leader.build_proposal(0, 0)
-    # The backup has seen none of them: preverify checks them off the loop, validate and
+    # The backup has seen none of them: prepare_payloads checks them off the loop, validate and
     # commit check nothing again, and the same txs arriving later by gossip are not re-verified.
-    await backup.preverify(block.payload)
+    await backup.prepare_payloads([block.payload])
     assert calls[0] == 20
     assert backup.validate(1, block.payload, view=0, leader=0)
     outcomes = await backup.submit_raw(raws[:3])
