@@ -33,13 +33,13 @@ for extra in (ROOT, ROOT / "scripts"):
 import trio  # noqa: E402
 from bench_workload import account_key, presign  # noqa: E402
 
-from node.chain import Chain  # noqa: E402
+from node.daemon.chain import Chain  # noqa: E402
+from node.daemon.mempool import Mempool  # noqa: E402
+from node.daemon.store import Store, TxnReader  # noqa: E402
 from node.ledger.apps import check_block_txs, execute_block  # noqa: E402
 from node.ledger.block import BlockHeader, build_block, decode_block, tx_root_of  # noqa: E402
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash  # noqa: E402
 from node.ledger.tx import Transaction, decode_tx  # noqa: E402
-from node.mempool import Mempool  # noqa: E402
-from node.store import Store, TxnReader  # noqa: E402
 
 CHAIN = "bench-block"
 

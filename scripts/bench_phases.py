@@ -25,7 +25,7 @@ from bench_net import (
 from bench_report import percentiles, slope_per_s
 from bench_workload import SignedTx, grant_txs, interleave
 
-from node import crypto
+from node.ledger import crypto
 from node.rpc.client_common import RpcCallError, RpcTransportError
 
 MAX_BATCH = 2000  # per tx_submit_batch call (the node accepts up to 5000)

@@ -64,7 +64,7 @@ def _rate(fn: Any, items: Sequence[Any], min_s: float) -> float:
 
 def measure_verify(min_s: float = 1.0) -> dict[str, Any]:
     """Ed25519 verifications per second on one core: the node's facade and each library."""
-    from node import crypto
+    from node.ledger import crypto
 
     key = crypto.SigningKey.generate()
     messages = [os.urandom(200) for _ in range(256)]

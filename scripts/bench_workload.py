@@ -21,8 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger.tx import TX_DOMAIN, TX_VERSION
 
 # (weight, kind): the shape of a traceability / notary / data-sharing consortium's traffic.

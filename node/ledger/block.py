@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger.errors import BlockInvalid, TxInvalid
 from node.ledger.merkle import merkle_root
 from node.ledger.tx import Transaction, decode_tx

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger.schema import ROLES
 
 CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger import errors as E
 from node.ledger.schema import check_args
 

@@ -13,7 +13,7 @@ import time
 from support.load import Load
 from support.testnet import Testnet
 
-from node.replay import replay_home
+from node.daemon.replay import replay_home
 
 KILLS = 20
 SEED = 20261129

@@ -212,7 +212,7 @@ def test_hostile_peers_are_refused_and_counted(net: Testnet) -> None:
         adversary.garbage_before_tls(port, b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)))
         # 5. An allowed peer (the full node's identity) that sends a garbage frame after hello.
         net.kill(FULL)
-        from node.crypto import read_key_file
+        from node.ledger.crypto import read_key_file
         from p2p.identity import private_key_pem
 
         full_key = read_key_file(full_home / "node_key")

@@ -132,7 +132,7 @@ def test_testnet_up_ctrl_c_leaves_nothing_behind() -> None:
 
 
 def test_full_map_halts_with_a_message_and_restarts_intact() -> None:
-    from node import crypto
+    from node.ledger import crypto
     from node.ledger.tx import make_tx
 
     root = Path(tempfile.mkdtemp(prefix="full", dir="/tmp"))
@@ -178,7 +178,7 @@ def test_full_map_halts_with_a_message_and_restarts_intact() -> None:
         assert "map is full" in text and "map_size_mb" in text
         assert "Traceback" not in text
         assert not sock.exists()
-        from node.replay import replay_home
+        from node.daemon.replay import replay_home
 
         stored, replayed = replay_home(home)
         assert stored.height > 0 and stored == replayed  # nothing half-written

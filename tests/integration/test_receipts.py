@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from support.testnet import Testnet, chain_cmd
 
-from node import crypto, provenance, verify
+from node.ledger import crypto
 from node.ledger.genesis import Genesis, load_genesis
 from node.ledger.tx import Transaction, make_tx
+from node.proofs import provenance, verify
 
 NODES = 4
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from node.daemon.store import Store
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
 from node.ledger.tx import Transaction
-from node.store import Store
 from support.ledger import Account
 
 CHAIN = "test-chain"

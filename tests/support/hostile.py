@@ -12,8 +12,7 @@ from pathlib import Path
 import trio
 
 from consensus import PrePrepare, encode_message, vote_signing_bytes
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger.block import BlockHeader
 from node.ledger.merkle import merkle_root
 from node.ledger.tx import TX_VERSION

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger.tx import Transaction, make_tx
 
 CHAIN = "test-chain"

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node import crypto
+from node.client.wallet import Wallet
+from node.ledger import crypto
 from node.rpc.client import RpcClient
-from node.wallet import Wallet
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from support.ledger import Account, DictState
 
+from node.daemon.mempool import Mempool
 from node.ledger import encoding
 from node.ledger import errors as E
 from node.ledger.apps import acct_key
-from node.mempool import Mempool
 
 
 def make_pool(state: DictState, **kw: int) -> Mempool:

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger import errors as E
 from node.ledger.tx import TX_DOMAIN, decode_tx, make_tx
 

@@ -290,7 +290,7 @@ def _sign_raw(a: int, public: bytes, message: bytes, r_extra: tuple[int, int] | 
 
 
 def _edge_vectors() -> list[tuple[bytes, bytes, bytes]]:
-    from node import crypto
+    from node.ledger import crypto
 
     key = crypto.SigningKey.from_seed(bytes(range(32)))
     message = b"chain-tx-v1\x00edge"
@@ -333,7 +333,7 @@ def test_libsodium_and_openssl_paths_agree_on_edge_cases() -> None:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from node import crypto
+    from node.ledger import crypto
 
     def raw_openssl(pk: bytes, sig: bytes, msg: bytes) -> bool:
         try:
@@ -356,7 +356,7 @@ def test_libsodium_and_openssl_paths_agree_on_corruptions(
     seed: bytes, flip: int, message: bytes
 ) -> None:
     pytest.importorskip("nacl")
-    from node import crypto
+    from node.ledger import crypto
 
     key = crypto.SigningKey.from_seed(seed)
     blob = bytearray(key.public_key + key.sign(message))
@@ -374,8 +374,8 @@ def test_libsodium_and_openssl_paths_agree_on_corruptions(
 def _chain_node(tmp_path: Path, accounts: dict[str, Any]) -> Any:
     from support.chainkit import make_genesis, open_store
 
-    from node.chain import Chain
-    from node.mempool import Mempool
+    from node.daemon.chain import Chain
+    from node.daemon.mempool import Mempool
 
     genesis = make_genesis(accounts)
     store = open_store(tmp_path / "db", genesis)
@@ -386,7 +386,7 @@ def _chain_node(tmp_path: Path, accounts: dict[str, Any]) -> Any:
 
 
 def _count_verifies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    from node import crypto
+    from node.ledger import crypto
 
     calls = [0]
     real = crypto.verify

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from node import crypto
-from node.config import load_config
-from node.keys import init_home
+from node.daemon.config import load_config
+from node.daemon.home import init_home
+from node.ledger import crypto
 from node.ledger.genesis import ConfigError, load_genesis
 
 

@@ -6,8 +6,8 @@ import pytest
 from support.chainkit import CHAIN, commit, make_genesis, next_block, open_store
 from support.ledger import Account
 
+from node.daemon.store import Divergence, StoreError
 from node.ledger.errors import BlockInvalid
-from node.store import Divergence, StoreError
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from typing import Any
 from support.ledger import CHAIN, Account
 
 from consensus import CommitCertificate, vote_signing_bytes
-from node import crypto, receipts
-from node.ledger import apps
+from node.daemon.api import receipts
+from node.daemon.store import Store
+from node.ledger import apps, crypto
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
 from node.ledger.tx import Transaction, make_tx
-from node.store import Store
 
 VALIDATOR_COUNT = 4
 ACCOUNT_ROLES = {

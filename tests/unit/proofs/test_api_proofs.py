@@ -10,8 +10,9 @@ import pytest
 import trio
 from proofkit import CertifiedChain
 
-from node import api_proofs, verify
-from node.api import Api
+from node.daemon.api import proofs as api_proofs
+from node.daemon.api.methods import Api
+from node.proofs import verify
 from node.rpc.errors import RpcError
 from node.rpc.params import Params
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from proofkit import CertifiedChain, StoreSource
 
-from node import provenance, receipts, verify
-from node.cli import main
+from node.cli.main import main
+from node.daemon.api import receipts
 from node.ledger import apps
 from node.ledger.genesis import render_genesis
+from node.proofs import provenance, verify
 
 DOCUMENT = b"contract 2026-114, signed copy"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from proofkit import CertifiedChain, StoreSource
 
-from node import provenance, verify
-from node.verify import VerificationError
+from node.proofs import provenance, verify
+from node.proofs.verify import VerificationError
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import json
 import pytest
 from proofkit import CertifiedChain
 
-from node import receipts, verify
+from node.daemon.api import receipts
 from node.ledger import apps, encoding
 from node.ledger.tx import jsonable
+from node.proofs import verify
 
 EXPECTED_CODES = {
     # (type, item or ns/key) -> result code, in the order busy_chain commits them

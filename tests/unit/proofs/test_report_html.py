@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from proofkit import CertifiedChain, StoreSource
 
-from node import provenance
+from node.proofs import provenance
 
 CHROMIUM_TIMEOUT_S = 90
 WINDOW = (1200, 1600)

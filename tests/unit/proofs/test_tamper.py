@@ -20,8 +20,9 @@ import msgpack
 import pytest
 from proofkit import CertifiedChain, open_chain, sign_certificate, validator_keys
 
-from node import crypto, receipts, verify
-from node.ledger import apps
+from node.daemon.api import receipts
+from node.ledger import apps, crypto
+from node.proofs import verify
 
 MAX_MEMO_ENTRIES = 200_000
 Path_ = tuple[str | int, ...]

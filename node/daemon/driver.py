@@ -31,10 +31,10 @@ from consensus import (
     decode_message,
     encode_message,
 )
-from node import crypto
-from node.chain import Chain
+from node.daemon.chain import Chain
+from node.daemon.store import Committed, Divergence, StoreError
+from node.ledger import crypto
 from node.ledger.block import Block
-from node.store import Committed, Divergence, StoreError
 
 log = logging.getLogger("chain.consensus")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node import crypto
+from node.ledger import crypto
 from node.ledger.tx import Transaction, make_tx
 from node.rpc.client import RpcClient
 

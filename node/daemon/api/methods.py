@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from node.api_proofs import state_answer
+from node.daemon.api.proofs import state_answer
 from node.ledger import apps
 from node.ledger import errors as E
 from node.ledger.tx import jsonable
@@ -18,7 +18,7 @@ from node.rpc.errors import RpcError
 from node.rpc.params import Params
 
 if TYPE_CHECKING:
-    from node.daemon import Node
+    from node.daemon.node import Node
 
 TX_ERROR_CODES = {
     E.BAD_SIGNATURE: 1001,
@@ -63,7 +63,7 @@ class Api:
         return self.node.chain
 
     def methods(self) -> dict[str, tuple[Handler, tuple[str, ...]]]:
-        from node.api_proofs import proof_methods
+        from node.daemon.api.proofs import proof_methods
 
         return {
             **proof_methods(self),

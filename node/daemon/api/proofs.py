@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from node import receipts
+from node.daemon.api import receipts
 from node.ledger import encoding
 from node.ledger.tx import jsonable
 from node.rpc.errors import RpcError
@@ -61,7 +61,7 @@ def _evidence_bad(exc: Exception) -> RpcError:
 
 
 async def build_receipt(api: Any, tx_id: bytes) -> dict[str, Any]:
-    from node.api import NOT_FOUND  # node.api imports this module
+    from node.daemon.api.methods import NOT_FOUND  # node.daemon.api.methods imports this module
 
     chain = api.chain
     location = chain.store.get_tx_location(tx_id)
@@ -109,7 +109,7 @@ async def prove_state(api: Any, key: bytes) -> tuple[Any, dict[str, Any]]:
 async def state_answer(api: Any, p: Params, key: bytes, what: str) -> dict[str, Any]:
     """The value at `key` for item_get, record_get and notary_get; with `prove: true` also
     its presence or absence proof, and then an absent key is an answer, not an error."""
-    from node.api import not_found  # node.api imports this module
+    from node.daemon.api.methods import not_found  # node.daemon.api.methods imports this module
 
     if p.bool("prove", default=False):
         value, proof = await prove_state(api, key)

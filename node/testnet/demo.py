@@ -13,9 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-from node import crypto
+from node.client.wallet import Wallet
+from node.ledger import crypto
 from node.rpc.client import RpcClient
-from node.wallet import Wallet
 
 STEP_PAUSE_S = 0.5
 MAX_LOG_LINES = 100

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from consensus import CertificateError, CommitCertificate, verify_certificate
-from node import crypto
-from node.config import split_address
+from node.daemon.config import split_address
+from node.ledger import crypto
 from node.ledger.block import peek_header
 from node.ledger.errors import BlockInvalid
 from node.ledger.genesis import ConfigError
@@ -29,7 +29,7 @@ from p2p.identity import certificate_public_key, private_key_pem
 from p2p.peers import PeerManager
 
 if TYPE_CHECKING:
-    from node.daemon import Node
+    from node.daemon.node import Node
 
 log = logging.getLogger("chain.network")
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from node.daemon.store import Store, StoreError
 from node.ledger import encoding
 from node.ledger.genesis import Genesis
 from node.ledger.merkle import inclusion_proof
 from node.ledger.statetree import StateProof
-from node.store import Store, StoreError
-from node.verify import (
+from node.proofs.verify import (
     FORMAT_RECEIPT,
     FORMAT_STATE,
     VerificationError,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from node.config import load_config
+from node.daemon.config import load_config
+from node.daemon.store import Head, Store
 from node.ledger.block import decode_block
 from node.ledger.genesis import load_genesis
-from node.store import Head, Store
 
 
 def replay_home(home: Path) -> tuple[Head, Head]:

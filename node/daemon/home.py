@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node import crypto
-from node.config import NodeConfig, NodeSection, P2PSection, render_config
+from node.daemon.config import NodeConfig, NodeSection, P2PSection, render_config
+from node.ledger import crypto
 from node.ledger.genesis import (
     AccountInfo,
     ConfigError,

@@ -17,15 +17,15 @@ from typing import Any
 import trio
 
 from consensus import CommitCertificate
-from node import crypto
-from node.api import Api
-from node.chain import Chain, SubmitOutcome
-from node.config import NodeConfig, load_config
-from node.driver import ConsensusDriver
+from node.daemon.api.methods import Api
+from node.daemon.chain import Chain, SubmitOutcome
+from node.daemon.config import NodeConfig, load_config
+from node.daemon.driver import ConsensusDriver
+from node.daemon.mempool import Mempool
+from node.daemon.store import Committed, Store, StoreError
+from node.ledger import crypto
 from node.ledger.genesis import Genesis, load_genesis
-from node.mempool import Mempool
 from node.rpc.server import RpcServer
-from node.store import Committed, Store, StoreError
 
 log = logging.getLogger("chain.node")
 
@@ -44,7 +44,7 @@ class Node:
         self.key = crypto.read_key_file(config.path(config.node.key_file))
         self.started_ms = int(time.time() * 1000)
         self.store: Store | None = None
-        self.network: Any = None  # node.network.Network when there are peers
+        self.network: Any = None  # node.daemon.network.Network when there are peers
         self._chain: Chain | None = None
         self.driver: ConsensusDriver | None = None
         self.rpc: RpcServer | None = None
@@ -100,7 +100,7 @@ class Node:
         chain = self.chain
         try:
             if self._needs_network():
-                from node.network import Network
+                from node.daemon.network import Network
 
                 self.network = Network(self)
             self.driver = ConsensusDriver(

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node import crypto
-from node.config import NodeConfig, NodeSection, P2PSection, render_config
-from node.keys import create_node_identity, make_home_dir, now_iso, write_genesis
+from node.daemon.config import NodeConfig, NodeSection, P2PSection, render_config
+from node.daemon.home import create_node_identity, make_home_dir, now_iso, write_genesis
+from node.ledger import crypto
 from node.ledger.genesis import AccountInfo, ConsensusParams, Genesis, ValidatorInfo
 
 ACCOUNTS = (
@@ -316,7 +316,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     demo = None
     if args.demo:
-        from node.demo import start_demo
+        from node.testnet.demo import start_demo
 
         demo = start_demo(root, quiet=sys.stdout.isatty())
     view = LiveView(root, names)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from node import crypto
+from node.ledger import crypto
 from node.ledger.genesis import ConfigError
 
 DEFAULT_SOCKET = "testnet/node0/control.sock"
@@ -40,7 +40,7 @@ def _rpc(args: argparse.Namespace) -> Any:
 
 
 def _wallet(args: argparse.Namespace) -> Any:
-    from node.wallet import Wallet
+    from node.client.wallet import Wallet
 
     try:
         key = crypto.read_key_file(Path(args.key))
@@ -113,7 +113,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from node.keys import init_home
+    from node.daemon.home import init_home
 
     genesis, admin = init_home(
         Path(args.home), chain_id=args.chain_id, name=args.name, listen=args.listen
@@ -137,7 +137,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     import trio
 
-    from node.daemon import serve
+    from node.daemon.node import serve
 
     return trio.run(serve, Path(args.home), args.log_level)
 
@@ -248,7 +248,7 @@ def cmd_item_show(args: argparse.Namespace) -> int:
 
 def cmd_notarize(args: argparse.Namespace) -> int:
     if args.verify:
-        from node.cli_proofs import verify_notarized
+        from node.cli.proofs import verify_notarized
 
         return verify_notarized(args)
     if not args.file:
@@ -375,11 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override [node] log_level of config.toml",
     )
 
-    from node.testnet import add_testnet_parser
+    from node.testnet.local import add_testnet_parser
 
     add_testnet_parser(sub, _sub)
 
-    from node.cli_proofs import add_proof_commands
+    from node.cli.proofs import add_proof_commands
 
     add_proof_commands(sub, _sub, _client_opts)
 
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(item, "show", "the item's current state", "chain item show pallet-7", cmd_item_show)
     p.add_argument("item")
     _client_opts(p)
-    from node.cli_proofs import add_item_export_command
+    from node.cli.proofs import add_item_export_command
 
     add_item_export_command(item, _sub, _client_opts)
 
@@ -484,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
     p.add_argument("--meta", action="append", help="key=value (repeatable)")
     _client_opts(p, key=True, send=True)
-    from node.cli_proofs import add_notarize_verify_options
+    from node.cli.proofs import add_notarize_verify_options
 
     add_notarize_verify_options(p)
 

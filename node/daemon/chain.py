@@ -15,16 +15,15 @@ from typing import Any
 
 import trio
 
-from node import crypto
-from node.ledger import encoding
+from node.daemon.mempool import Mempool
+from node.daemon.store import Committed, Store, StoreError, TxnReader
+from node.ledger import crypto, encoding
 from node.ledger import errors as E
 from node.ledger.apps import acct_key, check_block_txs
 from node.ledger.block import Block, BlockHeader, build_block, decode_block, tx_root_of
 from node.ledger.errors import BlockInvalid
 from node.ledger.genesis import Genesis
 from node.ledger.tx import Transaction, decode_tx
-from node.mempool import Mempool
-from node.store import Committed, Store, StoreError, TxnReader
 
 log = logging.getLogger("chain.ledger")
 

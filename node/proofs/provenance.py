@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from node.ledger.genesis import Genesis
-from node.verify import (
+from node.proofs.verify import (
     ReceiptFacts,
     StateFacts,
     VerificationError,

@@ -33,8 +33,7 @@ from typing import Any
 
 from consensus.certificates import CertificateError, CommitCertificate, verify_certificate
 from consensus.quorum import quorum_size
-from node import crypto
-from node.ledger import encoding
+from node.ledger import crypto, encoding
 from node.ledger.block import BlockHeader
 from node.ledger.errors import BlockInvalid, TxInvalid
 from node.ledger.genesis import Genesis

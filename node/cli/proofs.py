@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from node import provenance
 from node.ledger import apps
 from node.ledger.genesis import Genesis, load_genesis
-from node.verify import (
+from node.proofs import provenance
+from node.proofs.verify import (
     Facts,
     ReceiptFacts,
     StateFacts,
@@ -52,7 +52,7 @@ def _genesis_opt(p: argparse.ArgumentParser) -> None:
 
 
 def _cli_error(message: str) -> Exception:
-    from node.cli import CliError  # node.cli imports this module
+    from node.cli.main import CliError  # node.cli.main imports this module
 
     return CliError(message)
 
@@ -204,7 +204,7 @@ def cmd_item_export(args: argparse.Namespace) -> int:
 
 
 def bundle_lines(bundle: provenance.BundleFacts, genesis: Genesis) -> list[str]:
-    from node.verify import account_names, who
+    from node.proofs.verify import account_names, who
 
     names = account_names(genesis)
     lines = [
