@@ -193,6 +193,10 @@ class ConsensusDriver:
         self.misbehaving_links[f"{name}:{kind}"] += 1
         log.warning("peer %s (link) sent a bad consensus message (%s): %s", name, kind, detail)
 
+    def wakeup_proposer(self) -> None:
+        """Transactions arrived: the proposer task looks at once, not at the next tick."""
+        self.wakeup.set()
+
     async def poke(self) -> None:
         """New transactions arrived: propose now if we lead and nothing is in flight."""
         async with self._lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 MAX_DEPTH = 32
 INT_MIN = -(2**63)

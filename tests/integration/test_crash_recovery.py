@@ -30,7 +30,10 @@ def test_kill_nine_twenty_times() -> None:
                 net.start(0)
                 net.wait_height(0, 1, timeout_s=30)
                 made = load.wait_for_more(PROGRESS_PER_CYCLE, 30)
-                assert made >= PROGRESS_PER_CYCLE, f"no progress after restart {cycle}"
+                assert made >= PROGRESS_PER_CYCLE, (
+                    f"no progress after restart {cycle}; status {net.status(0)}; load "
+                    f"{load.statistics()}; node log tail:\n{net.log(0)[-4000:]}"
+                )
         committed = dict(load.committed)
         with net.rpc() as rpc:
             ids = sorted(committed)

@@ -1,70 +1,43 @@
-"""The JSON-RPC methods of a node (documented in docs/RPC.md).
-
-Application error codes live outside the JSON-RPC reserved band (-32768..-32000):
-1001-1010 transaction refusals, 1020 not found, 1030 node halted, 1040 bad request content.
-"""
+"""The JSON-RPC methods of a node (documented in docs/RPC.md; error codes in errors.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from node.daemon.api.proofs import state_answer
+from node.daemon.api.errors import HALTED, not_found, tx_error
+from node.daemon.api.proofs import MAX_CERTIFY_WAIT_S, proof_methods, state_answer
+from node.daemon.api.views import certificate_json
+from node.daemon.chain import Chain, SubmitOutcome
 from node.ledger import apps
 from node.ledger import errors as E
 from node.ledger.tx import jsonable
 from node.rpc.errors import RpcError
 from node.rpc.params import Params
 
-if TYPE_CHECKING:
-    from node.daemon.node import Node
-
-TX_ERROR_CODES = {
-    E.BAD_SIGNATURE: 1001,
-    E.WRONG_CHAIN: 1002,
-    E.STALE_NONCE: 1003,
-    E.FUTURE_NONCE: 1004,
-    E.DUPLICATE: 1005,
-    E.TOO_LARGE: 1006,
-    E.MALFORMED: 1007,
-    E.BAD_ARGS: 1007,
-    E.UNKNOWN_TYPE: 1007,
-    E.NOT_PERMITTED: 1008,
-    E.MEMPOOL_FULL: 1009,
-    E.NONCE_PENDING: 1010,
-}
-NOT_FOUND = 1020
-HALTED = 1030
 MAX_BATCH_TXS = 5000
-MAX_WAIT_S = 120.0
+MAX_WAIT_S = 120.0  # the longest tx_wait
+# The RPC server cancels a handler after this long: it must exceed every wait a method makes.
+HANDLER_TIMEOUT_S = 130.0
+if not (MAX_WAIT_S < HANDLER_TIMEOUT_S and MAX_CERTIFY_WAIT_S < HANDLER_TIMEOUT_S):
+    raise RuntimeError("HANDLER_TIMEOUT_S must exceed tx_wait's and the proofs' longest waits")
 
 Handler = Callable[[Params, Any], Awaitable[object]]
-
-
-def tx_error(exc: E.TxInvalid) -> RpcError:
-    return RpcError(
-        TX_ERROR_CODES.get(exc.code, 1007),
-        f"transaction refused: {exc.message}",
-        {"reason": exc.code},
-    )
-
-
-def not_found(what: str) -> RpcError:
-    return RpcError(NOT_FOUND, f"{what} not found", None)
+Submit = Callable[[Sequence[bytes]], Awaitable[list[SubmitOutcome]]]
+Report = Callable[[], Any]
 
 
 class Api:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """The methods, each reading only what it is given: the chain (store, mempool, genesis),
+    how to submit (admission, gossip, wake the proposer), and the node's status reports."""
 
-    @property
-    def chain(self) -> Any:
-        return self.node.chain
+    def __init__(self, chain: Chain, *, submit: Submit, node_status: Report, peers: Report) -> None:
+        self.chain = chain
+        self._submit = submit
+        self._node_status = node_status
+        self._peers = peers
 
     def methods(self) -> dict[str, tuple[Handler, tuple[str, ...]]]:
-        from node.daemon.api.proofs import proof_methods
-
         return {
             **proof_methods(self),
             "node_status": (self.node_status, ()),
@@ -90,7 +63,7 @@ class Api:
     # --- node ----------------------------------------------------------------------------------
 
     async def node_status(self, p: Params, ctx: Any) -> object:
-        return self.node.status()
+        return self._node_status()
 
     async def validators_list(self, p: Params, ctx: Any) -> object:
         g = self.chain.genesis
@@ -100,7 +73,7 @@ class Api:
         ]
 
     async def peers_list(self, p: Params, ctx: Any) -> object:
-        return self.node.peers()
+        return self._peers()
 
     async def mempool_status(self, p: Params, ctx: Any) -> object:
         return self.chain.mempool.statistics()
@@ -110,10 +83,10 @@ class Api:
     async def tx_submit(self, p: Params, ctx: Any) -> object:
         self._check_running()
         raw = p.hex_bytes("tx", max_length=self.chain.params.max_tx_bytes * 2)
-        (outcome,) = await self.node.submit([raw])
+        (outcome,) = await self._submit([raw])
         if outcome.error is not None and not (outcome.error.code == E.DUPLICATE and outcome.tx_id):
             raise tx_error(outcome.error)
-        return {"tx_id": outcome.tx_id.hex(), "status": "pending"}
+        return {"tx_id": _admitted_id(outcome).hex(), "status": "pending"}
 
     async def tx_submit_batch(self, p: Params, ctx: Any) -> object:
         """Many transactions in one call: one round trip, one batch of signature checks."""
@@ -127,11 +100,11 @@ class Api:
                 raws.append(bytes.fromhex(item))
             except ValueError as exc:
                 raise p.fail(f"txs[{i}] is not hex") from exc
-        outcomes = await self.node.submit(raws)
+        outcomes = await self._submit(raws)
         out: list[dict[str, Any]] = []
         for o in outcomes:
             if o.error is None:
-                out.append({"tx_id": o.tx_id.hex(), "status": "pending"})
+                out.append({"tx_id": _admitted_id(o).hex(), "status": "pending"})
             else:
                 err = tx_error(o.error)
                 out.append(
@@ -201,7 +174,7 @@ class Api:
             "hash": block.hash.hex(),
             "header": block.header.to_json(),
             "tx_ids": [tx.tx_id.hex() for tx in block.txs],
-            "certificate": self.node.certificate_json(cert),
+            "certificate": certificate_json(self.chain.genesis, cert),
         }
         if with_txs:
             out["txs"] = [tx.to_json() for tx in block.txs]
@@ -252,5 +225,8 @@ class Api:
         }
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def _admitted_id(outcome: SubmitOutcome) -> bytes:
+    """An admitted (or already pending) transaction always has its id: checked, not assumed."""
+    if outcome.tx_id is None:
+        raise RuntimeError("admission returned no tx id for a transaction it took")
+    return outcome.tx_id

@@ -16,15 +16,16 @@ from typing import Any
 import trio
 
 from node.daemon.api import receipts
+from node.daemon.api.errors import EVIDENCE_BAD, NOT_FOUND, PROOF_NOT_READY, not_found
 from node.ledger import encoding
 from node.ledger.tx import jsonable
 from node.rpc.errors import RpcError
 from node.rpc.params import Params
 
-PROOF_NOT_READY = 1050
-EVIDENCE_BAD = 1051
 POLL_INTERVAL_S = 0.05
-MAX_CERTIFY_WAIT_S = 8.0  # below the RPC server's 10 s handler timeout
+# Well below the RPC handler timeout (methods.HANDLER_TIMEOUT_S checks it): a client waits
+# at most this long for a proof before it is told to retry.
+MAX_CERTIFY_WAIT_S = 8.0
 
 Handler = Callable[[Params, Any], Awaitable[object]]
 
@@ -61,8 +62,6 @@ def _evidence_bad(exc: Exception) -> RpcError:
 
 
 async def build_receipt(api: Any, tx_id: bytes) -> dict[str, Any]:
-    from node.daemon.api.methods import NOT_FOUND  # node.daemon.api.methods imports this module
-
     chain = api.chain
     location = chain.store.get_tx_location(tx_id)
     if location is None:
@@ -109,8 +108,6 @@ async def prove_state(api: Any, key: bytes) -> tuple[Any, dict[str, Any]]:
 async def state_answer(api: Any, p: Params, key: bytes, what: str) -> dict[str, Any]:
     """The value at `key` for item_get, record_get and notary_get; with `prove: true` also
     its presence or absence proof, and then an absent key is an answer, not an error."""
-    from node.daemon.api.methods import not_found  # node.daemon.api.methods imports this module
-
     if p.bool("prove", default=False):
         value, proof = await prove_state(api, key)
         fields = {} if value is None else jsonable(value)

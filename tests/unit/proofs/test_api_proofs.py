@@ -25,7 +25,14 @@ def make_api(chain: CertifiedChain, pending: set[bytes] | None = None) -> Api:
         mempool=pending or set(),
         halted=None,
     )
-    return Api(SimpleNamespace(chain=fake_chain))  # type: ignore[arg-type]
+    return _api(fake_chain)
+
+
+def _api(chain: Any) -> Api:
+    async def no_submit(raws: Any) -> Any:
+        raise AssertionError("not used")
+
+    return Api(chain, submit=no_submit, node_status=dict, peers=list)
 
 
 def params(method: str, value: dict[str, Any]) -> Params:
@@ -110,7 +117,7 @@ async def test_record_get_proves_the_value_it_returns(busy_chain: CertifiedChain
 
 
 def test_methods_declare_prove() -> None:
-    names = Api(SimpleNamespace(chain=None)).methods()  # type: ignore[arg-type]
+    names = _api(None).methods()
     assert names["receipt_get"][1] == ("tx_id",)
     for method in ("item_get", "record_get", "notary_get"):
         assert "prove" in names[method][1]

@@ -1,0 +1,211 @@
+"""Builds a node's parts and hands each the parts it uses (CometBFT's node/setup.go): the
+store, mempool and chain; the consensus driver; the p2p links and one reactor per concern;
+the RPC server with the API. Nothing here runs anything: node.py does.
+
+Wiring at a glance (arrows: "is given"):
+  driver     <- chain, key, and the consensus reactor's send / broadcast, block sync's fetch
+  reactors   <- the peer manager (links), the chain (block sync), the intake (tx gossip)
+  intake     <- chain, tx gossip, the driver's wake-up
+  api        <- chain, intake.submit, status report
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from node.daemon.api.events import allow_topics, publish_commit
+from node.daemon.api.methods import HANDLER_TIMEOUT_S, Api
+from node.daemon.chain import Chain
+from node.daemon.config import NodeConfig
+from node.daemon.driver import ConsensusDriver
+from node.daemon.intake import TxIntake
+from node.daemon.mempool import Mempool
+from node.daemon.reactors.blocksync import BlockSyncReactor
+from node.daemon.reactors.consensus import ConsensusReactor
+from node.daemon.reactors.links import Router, Sender, make_peer_manager
+from node.daemon.reactors.txgossip import TxGossipReactor
+from node.daemon.status import StatusReport
+from node.daemon.store import Store
+from node.ledger.apps import acct_key
+from node.ledger.crypto import SigningKey
+from node.ledger.genesis import Genesis
+from node.rpc.server import RpcServer
+from p2p.peers import PeerManager
+
+log = logging.getLogger("chain.node")
+
+SUBSCRIBER_QUEUE = 4096
+
+
+def open_chain(config: NodeConfig, genesis: Genesis) -> Chain:
+    """Open (or create) the store, commit what the replica decided before the last stop,
+    and build the mempool and chain over it. Blocking: run it in a worker thread."""
+    store = Store(
+        config.path(config.node.data_dir),
+        map_size_bytes=config.storage.map_size_mb * 1024 * 1024,
+        sync=config.storage.sync,
+    )
+    try:
+        store.init_genesis(genesis)
+        mempool = Mempool(
+            chain_id=genesis.chain_id,
+            account_of=lambda pk: store.get_state_obj(acct_key(pk)),
+            max_txs=config.mempool.max_txs,
+            max_bytes=config.mempool.max_bytes,
+            nonce_window=config.mempool.nonce_window,
+        )
+        chain = Chain(genesis, store, mempool)
+        replay_decided(chain)
+    except BaseException:
+        store.close()
+        raise
+    return chain
+
+
+def replay_decided(chain: Chain) -> None:
+    """Commit blocks our replica decided just before a crash that the store lacks."""
+    store = chain.store
+    for height, payload, cert in store.load_decided():
+        if height != store.head.height + 1:
+            break
+        block = chain.decode_payload(payload)
+        store.commit_block(
+            block, cert, chain_id=chain.genesis.chain_id, signature_ok=lambda t: t.signature_ok()
+        )
+        log.info("committed journaled block %d decided before the last stop", height)
+
+
+@dataclass
+class Network:
+    """The p2p side: links, the router, and one reactor per concern."""
+
+    peers: PeerManager
+    router: Router
+    consensus: ConsensusReactor
+    gossip: TxGossipReactor
+    sync: BlockSyncReactor
+
+
+@dataclass
+class Parts:
+    config: NodeConfig
+    genesis: Genesis
+    chain: Chain
+    driver: ConsensusDriver
+    network: Network | None
+    intake: TxIntake
+    status: StatusReport
+    rpc: RpcServer
+
+
+def needs_network(config: NodeConfig, genesis: Genesis) -> bool:
+    return len(genesis.validators) > 1 or bool(config.p2p.peers)
+
+
+def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -> Parts:
+    links = build_links(config, genesis, key, chain) if needs_network(config, genesis) else None
+    driver = ConsensusDriver(
+        chain,
+        key=key,
+        send=links.consensus.send if links else _nowhere_to,
+        broadcast=links.consensus.broadcast if links else _nowhere,
+        fetch=links.sync.request_blocks if links else _nowhere_to,
+    )
+    driver.peer_names.update({v.public_key: v.name for v in genesis.validators})
+    network = None
+    if links is not None:
+        network = finish_network(links, chain, driver)
+        sync = network.sync
+        chain.on_commit.append(lambda committed: sync.announce_head(committed.head.height))
+    intake = TxIntake(
+        chain,
+        gossip=network.gossip.gossip if network else None,
+        wake_proposer=driver.wakeup_proposer,
+    )
+    status = StatusReport(
+        name=config.node.name,
+        public_key=key.public_key,
+        genesis=genesis,
+        chain=chain,
+        driver=driver,
+        peers=network.peers if network else None,
+        sync=network.sync if network else None,
+    )
+    rpc = RpcServer(
+        config.socket_path,
+        max_line_bytes=config.rpc.max_line_bytes,
+        max_connections=config.rpc.max_connections,
+        handler_timeout_s=HANDLER_TIMEOUT_S,
+        subscriber_queue=SUBSCRIBER_QUEUE,
+    )
+    api = Api(chain, submit=intake.submit, node_status=status.status, peers=status.peers)
+    for name, (handler, names) in api.methods().items():
+        rpc.method(name, handler, params=names)
+    allow_topics(rpc.hub)
+    hub = rpc.hub
+    chain.on_commit.append(lambda committed: publish_commit(hub, committed))
+    return Parts(config, genesis, chain, driver, network, intake, status, rpc)
+
+
+@dataclass
+class Links:
+    """The parts of the network the driver is given (built before it)."""
+
+    peers: PeerManager
+    counters: Counter[str]
+    consensus: ConsensusReactor
+    sync: BlockSyncReactor
+
+
+def build_links(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -> Links:
+    counters: Counter[str] = Counter()
+    peers = make_peer_manager(config, genesis, key)
+    sender = Sender(peers, counters)
+    consensus = ConsensusReactor(
+        sender,
+        validator_ids=genesis.validator_keys,
+        own_id=key.public_key,
+        max_block_bytes=genesis.consensus.max_block_bytes,
+        counters=counters,
+    )
+    sync = BlockSyncReactor(
+        sender,
+        chain=chain,
+        validator_ids=genesis.validator_keys,
+        max_frame_bytes=config.p2p.max_frame_bytes,
+        counters=counters,
+    )
+    return Links(peers, counters, consensus, sync)
+
+
+def finish_network(links: Links, chain: Chain, driver: ConsensusDriver) -> Network:
+    gossip = TxGossipReactor(
+        links.peers,
+        validator_ids=chain.genesis.validator_keys,
+        admit=chain.submit_raw,
+        on_accepted=driver.wakeup_proposer,
+        stale_txs=chain.mempool.older_than,
+        counters=links.counters,
+    )
+    router = Router(
+        links.peers,
+        {
+            "c": links.consensus.offer,
+            "txs": gossip.offer,
+            "head": links.sync.on_head,
+            "breq": links.sync.offer,
+            "blks": links.sync.offer,
+        },
+        links.counters,
+    )
+    return Network(links.peers, router, links.consensus, gossip, links.sync)
+
+
+def _nowhere(raw: bytes) -> None:
+    """A lone validator has nobody to send to."""
+
+
+def _nowhere_to(to: int, payload: object) -> None:
+    """A lone validator has nobody to send to or fetch from."""
