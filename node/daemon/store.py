@@ -24,7 +24,7 @@ from node.ledger.apps import (
     BlockOutcome,
     check_block_txs,
     execute_block,
-    genesis_writes,
+    genesis_state,
 )
 from node.ledger.block import Block
 from node.ledger.errors import BlockInvalid
@@ -139,7 +139,7 @@ class Store:
                         "use a fresh --home or remove its data dir"
                     )
             else:
-                writes = genesis_writes((a.public_key, a.name, a.roles) for a in genesis.accounts)
+                writes = genesis_state(genesis)
                 for key, value in writes.items():
                     txn.put(key, value, db=self.db["state"])
                 root = self.tree.update(txn, bytes(32), writes)

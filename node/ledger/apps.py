@@ -6,7 +6,10 @@ nonce is consumed. Structural validity (signature, chain, nonce order, known sen
 checked before execution by `check_block_txs`; a block that fails it is invalid.
 
 State keys (values are canonical msgpack maps):
-  acct/<pubkey>            {"name", "roles", "nonce", "since"}
+  acct/<account id>        {"name", "roles", "nonce", "since"[, "key"]} (accounts.py: an id is
+                           the account's first key; "key" is its signing key once rotated)
+  acct/<other key>         {"alias_of": id[, "retired": true]}
+  gov/...                  governance, epochs and the validator set (governance.py)
   item/<item id>           {"custodian", "registrant", "meta", "parents", "height", "tx", "steps"}
   rec/<ns>\\0<key>          {"owner", "value", "version", "height", "tx"}
   notary/<digest>          {"submitter", "height", "tx", "timestamp_ms", "meta"}
@@ -20,13 +23,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from node.ledger import encoding
+from node.ledger import encoding, governance
+from node.ledger.accounts import ROTATED, acct_key, resolve, rotate
 from node.ledger.block import Block
 from node.ledger.errors import BlockInvalid
+from node.ledger.genesis import Genesis
 from node.ledger.merkle import merkle_root
+from node.ledger.schema import RESERVED_ROLES
 from node.ledger.tx import Transaction
 
-ACCT = b"acct/"
 ITEM = b"item/"
 REC = b"rec/"
 NOTARY = b"notary/"
@@ -34,10 +39,6 @@ NOTARY = b"notary/"
 
 class StateReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
-
-
-def acct_key(pub: bytes) -> bytes:
-    return ACCT + pub
 
 
 def item_key(item_id: str) -> bytes:
@@ -111,6 +112,41 @@ class Overlay:
         self.writes[key] = encoding.pack(value)
         self._cache[key] = value
 
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+        self._cache[key] = None
+
+
+def genesis_state(genesis: Genesis) -> dict[bytes, bytes]:
+    """Everything a chain's state holds before block 1: accounts (governors with their role),
+    the validator set of epoch 0 and the governance configuration."""
+    governors = set(genesis.governor_keys())
+    accounts = [
+        (a.public_key, a.name, (*a.roles, "governor") if a.public_key in governors else a.roles)
+        for a in genesis.accounts
+    ]
+    writes = genesis_writes(accounts)
+    validators = [
+        {
+            "name": v.name,
+            "public_key": v.public_key,
+            "address": v.address,
+            "certificate": v.certificate,
+        }
+        for v in genesis.validators
+    ]
+    gov = genesis.governance
+    params = {name: getattr(genesis.consensus, name) for name in governance.LIVE_PARAMS}
+    state = governance.genesis_state(
+        validators,
+        params,
+        sorted(governors),
+        (gov.threshold_num, gov.threshold_den),
+        gov.proposal_ttl_blocks,
+    )
+    writes.update({key: encoding.pack(value) for key, value in state.items()})
+    return writes
+
 
 def genesis_writes(accounts: Iterable[tuple[bytes, str, tuple[str, ...]]]) -> dict[bytes, bytes]:
     return {
@@ -133,21 +169,26 @@ def check_block_txs(
     """Raise BlockInvalid unless every tx is structurally valid in order against `state`."""
     next_nonce: dict[bytes, int] = {}
     seen: set[bytes] = set()
+
+    def reader(key: bytes) -> Any:
+        raw = state.get(key)
+        return None if raw is None else encoding.unpack_fast(raw)
+
     for i, tx in enumerate(block.txs):
         if tx.chain_id != chain_id:
             raise BlockInvalid(f"tx {i} is for chain {tx.chain_id!r}")
         if tx.tx_id in seen or tx_known(tx.tx_id):
             raise BlockInvalid(f"tx {i} ({tx.tx_id.hex()[:16]}) is already in the chain")
         seen.add(tx.tx_id)
-        expected = next_nonce.get(tx.sender)
-        if expected is None:
-            raw = state.get(acct_key(tx.sender))
-            if raw is None:
-                raise BlockInvalid(f"tx {i}: sender {tx.sender.hex()[:16]} has no account")
-            expected = encoding.unpack_fast(raw)["nonce"] + 1
+        found = resolve(reader, tx.sender)
+        if isinstance(found, str):
+            what = "was rotated away" if found == ROTATED else "has no account"
+            raise BlockInvalid(f"tx {i}: sender key {tx.sender.hex()[:16]} {what}")
+        account_id, account = found
+        expected = next_nonce.get(account_id, account["nonce"] + 1)
         if tx.nonce != expected:
             raise BlockInvalid(f"tx {i}: nonce {tx.nonce}, expected {expected}")
-        next_nonce[tx.sender] = expected + 1
+        next_nonce[account_id] = expected + 1
         if not signature_ok(tx):
             raise BlockInvalid(f"tx {i}: bad signature")
 
@@ -164,6 +205,7 @@ class _Ctx:
     tx: Transaction
     item_history: list[tuple[bytes, bytes]]
     record_history: list[tuple[bytes, bytes]]
+    sender_id: bytes = b""  # the account the sender's key signs for (accounts.py)
 
 
 class Refused(Exception):
@@ -176,6 +218,7 @@ class Refused(Exception):
 
 def execute_block(block: Block, state: StateReader) -> BlockOutcome:
     overlay = Overlay(state)
+    governance.begin_block(overlay, block.height, block.header.prev_hash)
     results: list[TxResult] = []
     item_history: list[tuple[bytes, bytes]] = []
     record_history: list[tuple[bytes, bytes]] = []
@@ -190,6 +233,7 @@ def execute_block(block: Block, state: StateReader) -> BlockOutcome:
             record_history,
         )
         results.append(_execute_tx(ctx))
+    governance.end_block(overlay, block.height)
     encoded = [r.encode() for r in results]
     return BlockOutcome(
         writes=overlay.writes,
@@ -203,13 +247,20 @@ def execute_block(block: Block, state: StateReader) -> BlockOutcome:
 
 def _execute_tx(ctx: _Ctx) -> TxResult:
     tx = ctx.tx
-    account = ctx.state.get(acct_key(tx.sender))
-    if account is None or account["nonce"] + 1 != tx.nonce:
+    found = resolve(ctx.state.get, tx.sender)
+    if isinstance(found, str) or found[1]["nonce"] + 1 != tx.nonce:
         # check_block_txs ran first; reaching this means the block was not checked.
         raise BlockInvalid(f"tx {tx.tx_id.hex()} executed without a structural check")
-    ctx.state.put(acct_key(tx.sender), {**account, "nonce": tx.nonce})
+    account_id, account = found
+    ctx.sender_id = account_id
+    account = {**account, "nonce": tx.nonce}
+    ctx.state.put(acct_key(account_id), account)
     if not account["roles"]:
         return TxResult(tx.tx_id, False, "not_permitted", "sender's account is revoked")
+    if account["roles"] == ["candidate"] and tx.type != "validator.join":
+        return TxResult(
+            tx.tx_id, False, "not_permitted", "a validator candidate may only report ready"
+        )
     handler = HANDLERS[tx.type]
     try:
         data = handler(ctx, account)
@@ -230,7 +281,7 @@ def _step(ctx: _Ctx, item_id: str, item: dict[str, Any], kind: str, extra: dict[
                     "height": ctx.height,
                     "index": ctx.index,
                     "tx_id": ctx.tx.tx_id,
-                    "by": ctx.tx.sender,
+                    "by": ctx.sender_id,
                     "timestamp_ms": ctx.timestamp_ms,
                     **extra,
                 }
@@ -244,7 +295,7 @@ def _record_put(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     a = ctx.tx.args
     key = record_key(a["ns"], a["key"])
     current = ctx.state.get(key)
-    if current is not None and current["owner"] != ctx.tx.sender:
+    if current is not None and current["owner"] != ctx.sender_id:
         raise Refused(
             "not_owner",
             f"record {a['ns']}/{a['key']} belongs to another account",
@@ -254,7 +305,7 @@ def _record_put(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     ctx.state.put(
         key,
         {
-            "owner": ctx.tx.sender,
+            "owner": ctx.sender_id,
             "value": a["value"],
             "version": version,
             "height": ctx.height,
@@ -288,11 +339,11 @@ def _item_register(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
         p = ctx.state.get(item_key(parent))
         if p is None:
             raise Refused("unknown_item", f"parent item {parent!r} is not registered")
-        if p["custodian"] != ctx.tx.sender:
+        if p["custodian"] != ctx.sender_id:
             raise Refused("not_custodian", f"sender is not the custodian of parent {parent!r}")
     item = {
-        "custodian": ctx.tx.sender,
-        "registrant": ctx.tx.sender,
+        "custodian": ctx.sender_id,
+        "registrant": ctx.sender_id,
         "meta": a.get("meta", {}),
         "parents": parents,
         "height": ctx.height,
@@ -316,31 +367,32 @@ def _registered_item(ctx: _Ctx) -> tuple[bytes, dict[str, Any]]:
 def _item_transfer(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     a = ctx.tx.args
     key, item = _registered_item(ctx)
-    if item["custodian"] != ctx.tx.sender:
+    if item["custodian"] != ctx.sender_id:
         raise Refused(
             "not_custodian",
             f"only the current custodian may transfer {a['item']!r}",
             {"custodian": item["custodian"]},
         )
-    recipient = ctx.state.get(acct_key(a["to"]))
-    if recipient is None or not recipient["roles"]:
+    recipient = resolve(ctx.state.get, a["to"])
+    if isinstance(recipient, str) or not recipient[1]["roles"]:
         raise Refused("unknown_account", "the recipient is not an active account of this chain")
-    item = {**item, "custodian": a["to"]}
+    to = recipient[0]
+    item = {**item, "custodian": to}
     _step(
         ctx,
         a["item"],
         item,
         "transfer",
-        {"from": ctx.tx.sender, "to": a["to"], "note": a.get("note", "")},
+        {"from": ctx.sender_id, "to": to, "note": a.get("note", "")},
     )
     ctx.state.put(key, item)
-    return {"custodian": a["to"]}
+    return {"custodian": to}
 
 
 def _item_event(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     a = ctx.tx.args
     key, item = _registered_item(ctx)
-    if item["custodian"] != ctx.tx.sender and "inspector" not in account["roles"]:
+    if item["custodian"] != ctx.sender_id and "inspector" not in account["roles"]:
         raise Refused(
             "not_custodian", "only the custodian or an inspector may record events on this item"
         )
@@ -379,7 +431,7 @@ def _notary_anchor(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     ctx.state.put(
         key,
         {
-            "submitter": ctx.tx.sender,
+            "submitter": ctx.sender_id,
             "height": ctx.height,
             "tx": ctx.tx.tx_id,
             "timestamp_ms": ctx.timestamp_ms,
@@ -397,26 +449,77 @@ def _require_admin(account: dict[str, Any]) -> None:
 def _account_grant(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     _require_admin(account)
     a = ctx.tx.args
-    key = acct_key(a["account"])
-    existing = ctx.state.get(key)
+    reserved = sorted(set(a["roles"]) & set(RESERVED_ROLES))
+    if reserved:
+        raise Refused("not_permitted", f"role(s) {', '.join(reserved)} come only from governance")
+    found = resolve(ctx.state.get, a["account"])
+    if found == ROTATED:
+        raise Refused("key_rotated", "that key was rotated away; grant the account's current key")
+    if isinstance(found, str):
+        account_id, existing = a["account"], None
+    else:
+        account_id, existing = found
+    kept = [r for r in existing["roles"] if r in RESERVED_ROLES] if existing else []
     name = a.get("name", existing["name"] if existing else "")
-    nonce = existing["nonce"] if existing else 0
-    roles = sorted(a["roles"]) or ["member"]
-    ctx.state.put(key, {"name": name, "roles": roles, "nonce": nonce, "since": ctx.height})
+    roles = sorted(set(a["roles"]) | set(kept)) or ["member"]
+    record = {**(existing or {"nonce": 0}), "name": name, "roles": roles, "since": ctx.height}
+    ctx.state.put(acct_key(account_id), record)
     return {"roles": roles}
 
 
 def _account_revoke(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     _require_admin(account)
     a = ctx.tx.args
-    if a["account"] == ctx.tx.sender:
+    found = resolve(ctx.state.get, a["account"])
+    if isinstance(found, str):
+        raise Refused("unknown_account", "no such account (or a key rotated away)")
+    account_id, existing = found
+    if account_id == ctx.sender_id:
         raise Refused("not_permitted", "an admin cannot revoke its own account")
-    key = acct_key(a["account"])
-    existing = ctx.state.get(key)
-    if existing is None:
-        raise Refused("unknown_account", "no such account")
-    ctx.state.put(key, {**existing, "roles": [], "since": ctx.height})
+    ctx.state.put(acct_key(account_id), {**existing, "roles": [], "since": ctx.height})
     return {}
+
+
+def _account_rotate(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    new_key = ctx.tx.args["new_key"]
+    reason = rotate(ctx.state.put, ctx.state.get, ctx.sender_id, account, ctx.tx.sender, new_key)
+    if reason:
+        raise Refused("bad_rotation", reason)
+    return {"account": ctx.sender_id, "key": new_key}
+
+
+def _governed(run: Callable[[], Any]) -> Any:
+    try:
+        return run()
+    except governance.GovernanceRefused as refusal:
+        raise Refused(refusal.code, refusal.reason) from None
+
+
+def _gov_propose(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    action = ctx.tx.args["action"]
+    proposal_id = _governed(
+        lambda: governance.propose(ctx.state, ctx.sender_id, action, ctx.height)
+    )
+    status = ctx.state.get(governance.prop_key(proposal_id))["status"]
+    return {"proposal": proposal_id, "status": status}
+
+
+def _gov_vote(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    status = _governed(
+        lambda: governance.vote(ctx.state, ctx.sender_id, a["proposal"], a["approve"], ctx.height)
+    )
+    return {"proposal": a["proposal"], "status": status}
+
+
+def _validator_join(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    a = ctx.tx.args
+    _governed(
+        lambda: governance.join(
+            ctx.state, ctx.tx.sender, a["proposal"], a["height"], a["block_hash"], ctx.height
+        )
+    )
+    return {"proposal": a["proposal"], "status": governance.QUEUED}
 
 
 HANDLERS: dict[str, Callable[[_Ctx, dict[str, Any]], dict[str, Any]]] = {
@@ -427,4 +530,8 @@ HANDLERS: dict[str, Callable[[_Ctx, dict[str, Any]], dict[str, Any]]] = {
     "notary.anchor": _notary_anchor,
     "account.grant": _account_grant,
     "account.revoke": _account_revoke,
+    "account.rotate": _account_rotate,
+    "gov.propose": _gov_propose,
+    "gov.vote": _gov_vote,
+    "validator.join": _validator_join,
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from node.ledger import crypto, encoding
-from node.ledger.schema import ROLES
+from node.ledger.schema import RESERVED_ROLES, ROLES
 
 CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -52,6 +52,17 @@ class ConsensusParams:
 
 
 @dataclass(frozen=True)
+class GovernanceConfig:
+    """[governance]: the accounts that vote on membership and live parameters, and the share
+    of them a proposal needs: strictly more than threshold_num / threshold_den."""
+
+    governors: tuple[str, ...] = ()  # account names from [[accounts]]
+    threshold_num: int = 2
+    threshold_den: int = 3
+    proposal_ttl_blocks: int = 10_000
+
+
+@dataclass(frozen=True)
 class Genesis:
     chain_id: str
     genesis_time: str
@@ -59,6 +70,11 @@ class Genesis:
     accounts: tuple[AccountInfo, ...]
     consensus: ConsensusParams = field(default_factory=ConsensusParams)
     hash: bytes = b""
+    governance: GovernanceConfig = field(default_factory=GovernanceConfig)
+
+    def governor_keys(self) -> tuple[bytes, ...]:
+        by_name = {a.name: a.public_key for a in self.accounts}
+        return tuple(by_name[name] for name in self.governance.governors)
 
     @property
     def validator_keys(self) -> tuple[bytes, ...]:
@@ -82,6 +98,8 @@ class Genesis:
                 for a in self.accounts
             ],
             "consensus": dict(vars(self.consensus)),
+            # Only when present, so that chains made before governance keep their hash.
+            **({"governance": dict(vars(self.governance))} if self.governance.governors else {}),
         }
 
 
@@ -154,6 +172,11 @@ def parse_genesis(doc: dict[str, Any], source: str) -> Genesis:
         for r in roles:
             if r not in ROLES:
                 raise ConfigError(f"{where}: role {r!r} unknown; roles are {', '.join(ROLES)}")
+            if r in RESERVED_ROLES:
+                raise ConfigError(
+                    f"{where}: role {r!r} is not given in [[accounts]]; list governors "
+                    "in [governance] governors"
+                )
         accounts.append(
             AccountInfo(
                 name=_need(a, "name", str, where), public_key=_key(a, where), roles=tuple(roles)
@@ -175,14 +198,51 @@ def parse_genesis(doc: dict[str, Any], source: str) -> Genesis:
         raise ConfigError(
             f"{source}: [consensus] view_timeout_ms must exceed max_block_interval_ms"
         )
+    governance = _parse_governance(doc.get("governance"), accounts, source)
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time=genesis_time,
         validators=tuple(validators),
         accounts=tuple(accounts),
         consensus=params,
+        governance=governance,
     )
     return Genesis(**{**vars(genesis), "hash": compute_hash(genesis)})
+
+
+def _parse_governance(raw: Any, accounts: list[AccountInfo], source: str) -> GovernanceConfig:
+    where = f"{source}: [governance]"
+    if raw is None:
+        return GovernanceConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    known = {f for f in vars(GovernanceConfig())}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {sorted(known)}")
+    governors = raw.get("governors", [])
+    names = [a.name for a in accounts]
+    if not isinstance(governors, list) or not all(isinstance(g, str) for g in governors):
+        raise ConfigError(f"{where}: `governors` must be a list of account names")
+    for g in governors:
+        if g not in names:
+            raise ConfigError(f"{where}: governor {g!r} is not an account in [[accounts]]")
+    if len(set(governors)) != len(governors):
+        raise ConfigError(f"{where}: a governor is listed twice")
+    config = GovernanceConfig(governors=tuple(governors))
+    values = dict(vars(config))
+    for name in ("threshold_num", "threshold_den", "proposal_ttl_blocks"):
+        if name in raw:
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{where}: `{name}` must be a positive integer")
+            values[name] = value
+    config = GovernanceConfig(**values)
+    if config.threshold_num >= config.threshold_den:
+        raise ConfigError(f"{where}: threshold_num / threshold_den must be below 1")
+    if len(set(a.name for a in accounts)) != len(accounts) and governors:
+        raise ConfigError(f"{where}: account names must be unique when they name governors")
+    return config
 
 
 def _toml_str(s: str) -> str:
@@ -209,6 +269,17 @@ def render_genesis(genesis: Genesis) -> str:
             f'public_key = "{v.public_key.hex()}"',
             f"address = {_toml_str(v.address)}",
             f"certificate = {_toml_str(v.certificate)}",
+        ]
+    gov = genesis.governance
+    if gov.governors:
+        governors = ", ".join(_toml_str(g) for g in gov.governors)
+        lines += [
+            "",
+            "[governance]",
+            f"governors = [{governors}]",
+            f"threshold_num = {gov.threshold_num}",
+            f"threshold_den = {gov.threshold_den}",
+            f"proposal_ttl_blocks = {gov.proposal_ttl_blocks}",
         ]
     for a in genesis.accounts:
         roles = ", ".join(_toml_str(r) for r in a.roles)
