@@ -6,6 +6,7 @@ event loop: signature batches and block commits run in worker threads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -17,12 +18,21 @@ import trio
 
 from node.daemon.mempool import Mempool
 from node.daemon.store import Committed, Store, StoreError, TxnReader
-from node.ledger import crypto, encoding
+from node.ledger import crypto, encoding, governance
 from node.ledger import errors as E
-from node.ledger.apps import acct_key, check_block_txs
-from node.ledger.block import Block, BlockHeader, build_block, decode_block, tx_root_of
+from node.ledger.accounts import account_for_key
+from node.ledger.apps import check_block_txs
+from node.ledger.block import (
+    BLOCK_VERSION,
+    Block,
+    BlockHeader,
+    build_block,
+    decode_block,
+    tx_root_of,
+)
 from node.ledger.errors import BlockInvalid
-from node.ledger.genesis import Genesis
+from node.ledger.genesis import ConsensusParams, Genesis
+from node.ledger.governance import Epoch
 from node.ledger.tx import Transaction, decode_tx
 
 log = logging.getLogger("chain.ledger")
@@ -74,7 +84,6 @@ class Chain:
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.genesis = genesis
-        self.params = genesis.consensus
         self.store = store
         self.mempool = mempool
         self.clock_ms = clock_ms
@@ -90,12 +99,36 @@ class Chain:
         self.on_commit: list[Callable[[Committed], None]] = []
         self.halted: str | None = None
         self.counters = {"blocks_committed": 0, "txs_committed": 0, "invalid_proposals": 0}
+        self._epoch_params: dict[int, ConsensusParams] = {}
+
+    # --- epochs ------------------------------------------------------------------------------
+
+    def epoch_for(self, height: int) -> Epoch:
+        """The epoch (validator set, live params) that signs block `height`: known for
+        heights up to head + 2 (a change is scheduled two blocks ahead), and for any height
+        of an epoch that has begun (from the epoch history)."""
+        head = self.store.head.height
+        if height <= head:
+            return self.store.epoch_at(height)
+        if height > head + 2:
+            raise ValueError(f"the epoch of block {height} is not known yet (head {head})")
+        return Epoch.from_state(governance.epoch_for_height(self.store.state_reader(), height))
+
+    @property
+    def params(self) -> ConsensusParams:
+        """The consensus parameters of the next block's epoch (genesis + live changes)."""
+        epoch = self.epoch_for(self.store.head.height + 1)
+        params = self._epoch_params.get(epoch.number)
+        if params is None:
+            params = dataclasses.replace(self.genesis.consensus, **epoch.params)
+            self._epoch_params = {epoch.number: params}
+        return params
 
     # --- accounts --------------------------------------------------------------------------
 
     def account(self, public_key: bytes) -> dict[str, Any] | None:
-        obj = self.store.get_state_obj(acct_key(public_key))
-        return obj if isinstance(obj, dict) else None
+        """The account a key signs for (an account keeps its id across key rotations)."""
+        return account_for_key(self.store.get_state, public_key)
 
     # --- admission ---------------------------------------------------------------------------
 
@@ -151,8 +184,9 @@ class Chain:
     def build_proposal(self, view: int, proposer: int) -> Block:
         head = self.store.head
         txs = self.mempool.reap(self.params.max_block_txs, self.params.max_block_bytes - 4096)
+        epoch = self.epoch_for(head.height + 1)
         header = BlockHeader(
-            version=1,
+            version=BLOCK_VERSION,
             chain_id=self.genesis.chain_id,
             height=head.height + 1,
             prev_hash=head.block_hash,
@@ -163,6 +197,8 @@ class Chain:
             tx_count=len(txs),
             state_root=head.state_root,
             results_root=head.results_root,
+            epoch=epoch.number,
+            next_validators_hash=self.epoch_for(head.height + 2).set_hash,
         )
         block = build_block(header, txs)
         self._remember(block.payload, block)
@@ -311,6 +347,13 @@ class Chain:
             raise BlockInvalid(f"timestamp is {drift} ms away from our clock")
         if header.tx_count > self.params.max_block_txs:
             raise BlockInvalid(f"{header.tx_count} txs, limit {self.params.max_block_txs}")
+        if header.version != BLOCK_VERSION:
+            raise BlockInvalid(f"block version {header.version}, expected {BLOCK_VERSION}")
+        epoch = self.epoch_for(height).number
+        if header.epoch != epoch:
+            raise BlockInvalid(f"epoch {header.epoch}, expected {epoch}")
+        if header.next_validators_hash != self.epoch_for(height + 1).set_hash:
+            raise BlockInvalid("next_validators_hash is not the set that signs the next block")
 
     async def commit(
         self, payload: bytes, certificate: bytes, *, block: Block | None = None

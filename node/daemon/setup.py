@@ -28,7 +28,7 @@ from node.daemon.reactors.links import Router, Sender, make_peer_manager
 from node.daemon.reactors.txgossip import TxGossipReactor
 from node.daemon.status import StatusReport
 from node.daemon.store import Store
-from node.ledger.apps import acct_key
+from node.ledger.accounts import account_for_key
 from node.ledger.crypto import SigningKey
 from node.ledger.genesis import Genesis
 from node.rpc.server import RpcServer
@@ -51,7 +51,7 @@ def open_chain(config: NodeConfig, genesis: Genesis) -> Chain:
         store.init_genesis(genesis)
         mempool = Mempool(
             chain_id=genesis.chain_id,
-            account_of=lambda pk: store.get_state_obj(acct_key(pk)),
+            account_of=lambda pk: account_for_key(store.get_state, pk),
             max_txs=config.mempool.max_txs,
             max_bytes=config.mempool.max_bytes,
             nonce_window=config.mempool.nonce_window,

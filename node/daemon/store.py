@@ -19,7 +19,7 @@ from typing import Any
 
 import lmdb
 
-from node.ledger import encoding
+from node.ledger import encoding, governance
 from node.ledger.apps import (
     BlockOutcome,
     check_block_txs,
@@ -29,11 +29,12 @@ from node.ledger.apps import (
 from node.ledger.block import Block
 from node.ledger.errors import BlockInvalid
 from node.ledger.genesis import Genesis
+from node.ledger.governance import Epoch
 from node.ledger.merkle import merkle_root
 from node.ledger.statetree import StateProof, StateTree
 from node.ledger.tx import Transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the validator set and governance live in state
 DB_NAMES = (
     "meta",
     "blocks",  # height(8) -> payload
@@ -68,6 +69,14 @@ class Head:
     state_root: bytes  # after executing block `height`
     results_root: bytes  # of block `height`'s transactions
     timestamp_ms: int
+
+
+class _StateObjects:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, key: bytes) -> Any:
+        return self._store.get_state_obj(key)
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class Store:
         self.tree = StateTree(self.db["statenodes"])
         self._write_lock = threading.Lock()
         self._head: Head | None = None
+        self._epochs: tuple[Epoch, ...] | None = None
         self._check_schema()
 
     def close(self) -> None:
@@ -210,6 +220,8 @@ class Store:
             with self._writing() as txn:
                 committed = self._write_block(txn, block, certificate, chain_id, signature_ok)
             self._head = committed.head
+            if any(key.startswith(governance.EPOCHS) for key in committed.outcome.writes):
+                self._epochs = None  # an epoch began: reload the history on next use
             return committed
 
     @contextmanager
@@ -322,6 +334,29 @@ class Store:
     def get_state_obj(self, key: bytes) -> Any:
         raw = self.get_state(key)
         return None if raw is None else encoding.unpack_fast(raw)
+
+    def state_reader(self) -> _StateObjects:
+        """Decoded committed state values by key (each get its own read transaction)."""
+        return _StateObjects(self)
+
+    def epochs(self) -> tuple[Epoch, ...]:
+        """Every epoch that has begun, in order (epoch 0 from genesis)."""
+        epochs = self._epochs
+        if epochs is None:
+            raw = self._prefix_scan("state", governance.EPOCHS, b"", governance.MAX_EPOCHS)
+            epochs = self._epochs = tuple(Epoch.from_state(obj) for obj in raw)
+            if not epochs:
+                raise StoreError("this data dir has no validator set: made by an older version")
+        return epochs
+
+    def epoch_at(self, height: int) -> Epoch:
+        """The epoch that signed committed block `height` (for later heights ask the Chain,
+        which also knows a change scheduled for head + 1 or head + 2)."""
+        found = self.epochs()[0]
+        for epoch in self.epochs():
+            if epoch.start_height <= height:
+                found = epoch
+        return found
 
     def get_block(self, height: int) -> bytes | None:
         with self.env.begin() as txn:

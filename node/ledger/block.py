@@ -19,8 +19,11 @@ from node.ledger.merkle import merkle_root
 from node.ledger.tx import Transaction, decode_tx
 
 HEADER_DOMAIN = b"chain-header-v1\x00"
-BLOCK_VERSION = 1
-HEADER_KEYS = (
+# Version 2 adds the epoch that signs the block and the hash of the validator set that signs
+# the next one (governance.validator_set_hash). Nodes make and accept only version 2; the
+# offline verifier still reads version 1 (chains made before epochs: the genesis set signs).
+BLOCK_VERSION = 2
+V1_HEADER_KEYS = (
     "version",
     "chain_id",
     "height",
@@ -33,6 +36,7 @@ HEADER_KEYS = (
     "state_root",
     "results_root",
 )
+HEADER_KEYS = (*V1_HEADER_KEYS, "epoch", "next_validators_hash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +52,12 @@ class BlockHeader:
     tx_count: int
     state_root: bytes
     results_root: bytes
+    epoch: int = 0
+    next_validators_hash: bytes = b""  # empty in a version 1 header
 
     def to_obj(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in HEADER_KEYS}
+        keys = V1_HEADER_KEYS if self.version == 1 else HEADER_KEYS
+        return {k: getattr(self, k) for k in keys}
 
     def encode(self) -> bytes:
         return encoding.pack(self.to_obj())
@@ -60,23 +67,27 @@ class BlockHeader:
 
     def to_json(self) -> dict[str, Any]:
         out = self.to_obj()
-        for k in ("prev_hash", "tx_root", "state_root", "results_root"):
-            out[k] = out[k].hex()
+        for k in ("prev_hash", "tx_root", "state_root", "results_root", "next_validators_hash"):
+            if k in out:
+                out[k] = out[k].hex()
         return out
 
     @classmethod
     def from_obj(cls, obj: Any) -> BlockHeader:
-        if not isinstance(obj, dict) or set(obj) != set(HEADER_KEYS):
-            raise BlockInvalid(f"header must be a map with keys {list(HEADER_KEYS)}")
-        for k in ("prev_hash", "tx_root", "state_root", "results_root"):
-            if not isinstance(obj[k], bytes) or len(obj[k]) != 32:
+        version = obj.get("version") if isinstance(obj, dict) else None
+        keys = V1_HEADER_KEYS if version == 1 else HEADER_KEYS
+        if not isinstance(obj, dict) or set(obj) != set(keys):
+            raise BlockInvalid(f"header must be a map with keys {list(keys)}")
+        for k in ("prev_hash", "tx_root", "state_root", "results_root", "next_validators_hash"):
+            if k in keys and (not isinstance(obj[k], bytes) or len(obj[k]) != 32):
                 raise BlockInvalid(f"header field {k} must be 32 bytes")
-        for k in ("version", "height", "view", "proposer", "timestamp_ms", "tx_count"):
+        ints = ("version", "height", "view", "proposer", "timestamp_ms", "tx_count", "epoch")
+        for k in (k for k in ints if k in keys):
             if isinstance(obj[k], bool) or not isinstance(obj[k], int) or obj[k] < 0:
                 raise BlockInvalid(f"header field {k} must be a non-negative integer")
         if not isinstance(obj["chain_id"], str):
             raise BlockInvalid("header field chain_id must be a string")
-        if obj["version"] != BLOCK_VERSION:
+        if obj["version"] not in (1, BLOCK_VERSION):
             raise BlockInvalid(f"unsupported block version {obj['version']}")
         return cls(**obj)
 

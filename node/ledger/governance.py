@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from node.ledger import crypto, encoding
@@ -40,6 +41,7 @@ SET_DOMAIN = b"chain-validators-v1\x00"
 RECENT_BLOCKS = 64
 JOIN_MAX_LAG = 16  # a candidate proves it is caught up to within this many blocks
 MAX_OPEN = 64
+MAX_EPOCHS = 1_000_000  # a bound for scans of the history, never reached in practice
 MAX_VALIDATORS = 1024  # consensus.config.MAX_VALIDATORS
 LIVE_PARAMS = (
     "max_block_txs",
@@ -62,6 +64,10 @@ FAILED = "failed"
 REJECTED = "rejected"
 EXPIRED = "expired"
 LIVE_STATUSES = (OPEN_STATUS, WAITING, QUEUED, SCHEDULED)
+
+
+class Reader(Protocol):
+    def get(self, key: bytes) -> Any: ...
 
 
 class State(Protocol):
@@ -134,7 +140,7 @@ def genesis_state(
 # --- reading the schedule --------------------------------------------------------------------
 
 
-def epoch_for_height(state: State, height: int) -> dict[str, Any]:
+def epoch_for_height(state: Reader, height: int) -> dict[str, Any]:
     """The epoch that signs block `height`, from a state at height - 2 or later (but before
     the next change after `height`). Raises if the state does not know it."""
     scheduled = state.get(NEXT)
@@ -375,3 +381,36 @@ def _check_transition(old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any
         raise GovernanceRefused("no_validators", "the change would leave no validator")
     if len(new) > MAX_VALIDATORS:
         raise GovernanceRefused("too_many_validators", f"at most {MAX_VALIDATORS} validators")
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """A validator set and its live parameters, signing blocks from `start_height` on."""
+
+    number: int
+    start_height: int
+    validators: tuple[dict[str, Any], ...]  # {"name", "public_key", "address", "certificate"}
+    params: dict[str, int]
+    proposal: int  # the proposal that made it (0 for genesis)
+
+    @classmethod
+    def from_state(cls, obj: dict[str, Any]) -> Epoch:
+        return cls(
+            number=obj["epoch"],
+            start_height=obj["start_height"],
+            validators=tuple(dict(v) for v in obj["set"]),
+            params=dict(obj["params"]),
+            proposal=obj["proposal"],
+        )
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        return tuple(v["public_key"] for v in self.validators)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(v["name"] for v in self.validators)
+
+    @property
+    def set_hash(self) -> bytes:
+        return validator_set_hash(self.validators)

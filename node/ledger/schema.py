@@ -181,6 +181,8 @@ def _action(v: Any) -> str | None:
 ID = _text(MAX_ID_CHARS)
 KEY32 = _bytes(32)
 _TYPE = _text(32)
+
+
 def _pem(v: Any) -> str | None:
     if not isinstance(v, str) or not v or len(v) > MAX_CERT_CHARS:
         return f"must be a PEM certificate of at most {MAX_CERT_CHARS} characters"

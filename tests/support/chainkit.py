@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.daemon.store import Store
+from node.ledger import governance
+from node.ledger.governance import Epoch
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
 from node.ledger.tx import Transaction
@@ -30,8 +32,9 @@ def make_genesis(accounts: dict[str, Account]) -> Genesis:
 
 def next_block(store: Store, txs: list[Transaction], timestamp_ms: int | None = None) -> Block:
     head = store.head
+    after = Epoch.from_state(governance.epoch_for_height(store.state_reader(), head.height + 2))
     header = BlockHeader(
-        version=1,
+        version=2,
         chain_id=CHAIN,
         height=head.height + 1,
         prev_hash=head.block_hash,
@@ -42,6 +45,8 @@ def next_block(store: Store, txs: list[Transaction], timestamp_ms: int | None = 
         tx_count=len(txs),
         state_root=head.state_root,
         results_root=head.results_root,
+        epoch=governance.epoch_for_height(store.state_reader(), head.height + 1)["epoch"],
+        next_validators_hash=after.set_hash,
     )
     return build_block(header, txs)
 
