@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import threading
 import time
+from typing import Any
 
 from node.client.wallet import Wallet
 from node.testnet.local import LocalTestnet
@@ -78,7 +79,7 @@ class Demo:
 
     def _scenario(self, w: dict[str, Wallet], item: str, node: str) -> None:
         m, s, r, i = w["manufacturer"], w["shipper"], w["retailer"], w["inspector"]
-        steps = [
+        steps: list[tuple[Wallet, str, dict[str, Any], str]] = [
             (
                 m,
                 "item.register",
@@ -110,7 +111,7 @@ class Demo:
         ]
         pending = [(wallet.send(t, a, wait=False), text) for wallet, t, a, text in steps]
         for sent, text in pending:
-            res = m.rpc.call("tx_wait", {"tx_id": sent["tx_id"], "timeout_ms": 20_000})
+            res: Any = m.rpc.call("tx_wait", {"tx_id": sent["tx_id"], "timeout_ms": 20_000})
             status = res["status"]
             where = f"height {res['height']}" if "height" in res else status
             self._say(f"{text} via {node}: {status} at {where}")

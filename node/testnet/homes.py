@@ -64,7 +64,7 @@ def generate(
         key = crypto.SigningKey.generate()
         crypto.write_key_file(root / "accounts" / f"{name}.key", key)
         accounts.append(AccountInfo(name, key.public_key, roles))
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     vinfos = []
     identities: dict[str, tuple[bytes, str]] = {}
     for i in range(validators + full_nodes):

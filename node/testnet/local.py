@@ -342,7 +342,8 @@ class LocalTestnet:
         """The node's node_status, or None when it does not answer."""
         try:
             with self.rpc(node, timeout_s=timeout_s) as rpc:
-                return dict(rpc.call("node_status"))  # type: ignore[call-overload]
+                status: dict[str, Any] = rpc.call("node_status")  # type: ignore[assignment]
+                return status
         except Exception:
             return None
 
