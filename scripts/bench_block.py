@@ -25,21 +25,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for extra in (ROOT, ROOT / "scripts"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+import trio
+from bench_workload import account_key, presign
 
-import trio  # noqa: E402
-from bench_workload import account_key, presign  # noqa: E402
-
-from node.daemon.chain import Chain  # noqa: E402
-from node.daemon.mempool import Mempool  # noqa: E402
-from node.daemon.store import Store, TxnReader  # noqa: E402
-from node.ledger.apps import check_block_txs, execute_block  # noqa: E402
-from node.ledger.block import BlockHeader, build_block, decode_block, tx_root_of  # noqa: E402
-from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash  # noqa: E402
-from node.ledger.tx import Transaction, decode_tx  # noqa: E402
+from node.daemon.chain import Chain
+from node.daemon.mempool import Mempool
+from node.daemon.store import Store, TxnReader
+from node.ledger.apps import check_block_txs, execute_block
+from node.ledger.block import BlockHeader, build_block, decode_block, tx_root_of
+from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
+from node.ledger.tx import Transaction, decode_tx
 
 CHAIN = "bench-block"
 

@@ -1,19 +1,17 @@
-"""The benchmark's view of a running testnet: processes, commit watchers, submitters.
+"""The benchmark's view of a running testnet: commit watchers, samplers, submitters.
 
-Everything here talks to the nodes only through their control sockets and /proc, exactly as
-an operator's tooling would. Times are `time.monotonic()` in the benchmark process, so a
-scheduled send time and a commit time are on one clock.
+The testnet itself is node.testnet's LocalTestnet, the one `chain testnet` and the tests
+run (bench_testnet makes one). Everything here talks to the nodes only through their
+control sockets and /proc, exactly as an operator's tooling would. Times are
+`time.monotonic()` in the benchmark process, so a scheduled send time and a commit time are
+on one clock.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,34 +20,16 @@ from typing import Any
 
 from node.rpc.client import RpcClient
 from node.rpc.client_common import RpcCallError, RpcTimeoutError, RpcTransportError
+from node.testnet.local import LocalTestnet
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WATCH_POLL_S = 0.5
-
-
-def free_base_port(count: int) -> int:
-    """A base port whose next `count` ports are free right now (best effort)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count >= 65000:
-            continue
-        free = True
-        for port in range(base, base + count):
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    free = False
-                    break
-        if free:
-            return base
-    raise RuntimeError("no free port range on 127.0.0.1")
+RPC_TIMEOUT_S = 60.0
 
 
 def chain(*args: str, timeout_s: float = 180.0) -> str:
+    """`chain ARGS...` as its own process (for timing the command an operator would run)."""
     proc = subprocess.run(
         [sys.executable, "-m", "node", *args],
         cwd=ROOT,
@@ -62,60 +42,27 @@ def chain(*args: str, timeout_s: float = 180.0) -> str:
     return proc.stdout
 
 
-class LocalTestnet:
-    """`chain testnet up --detach` in a directory of its own; `down` removes everything.
+def bench_testnet(
+    directory: Path | None, validators: int, *, keep: bool = False, prefix: str = "bench"
+) -> LocalTestnet:
+    """node.testnet's LocalTestnet (what `chain testnet up` runs) for a benchmark: in
+    `directory`, or in a fresh temporary one when None, on free ports and with production
+    defaults; `down` removes the directory unless `keep`."""
+    return LocalTestnet(
+        directory,
+        validators=validators,
+        remove_on_down=not keep,
+        prefix=prefix,
+        rpc_timeout_s=RPC_TIMEOUT_S,
+    )
 
-    Without `directory`, a fresh temporary directory is made and removed with the testnet.
-    """
 
-    def __init__(
-        self, directory: Path | None, validators: int, *, keep: bool = False, prefix: str = "bench"
-    ) -> None:
-        self._temp_root = None if directory else Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-        self.dir = directory or self._temp_root / "net"  # type: ignore[operator]
-        self.validators = validators
-        self.keep = keep
-        self.names = [f"node{i}" for i in range(validators)]
-        self.up_s = 0.0
-
-    def up(self) -> None:
-        started = time.monotonic()
-        chain(
-            "testnet",
-            "up",
-            "--dir",
-            str(self.dir),
-            "--validators",
-            str(self.validators),
-            "--detach",
-            "--base-port",
-            str(free_base_port(self.validators)),
-        )
-        self.up_s = time.monotonic() - started
-
-    def down(self) -> None:
-        if (self.dir / "testnet.json").exists():
-            try:
-                chain("testnet", "down", "--dir", str(self.dir), timeout_s=60)
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                print(f"bench: testnet down: {exc}", file=sys.stderr)
-        if not self.keep:
-            shutil.rmtree(self._temp_root or self.dir, ignore_errors=True)
-
-    def socket(self, i: int) -> Path:
-        return self.dir / self.names[i] / "control.sock"
-
-    def rpc(self, i: int, timeout_s: float = 60.0) -> RpcClient:
-        return RpcClient(self.socket(i), timeout_s=timeout_s)
-
-    def pid(self, i: int) -> int:
-        return int((self.dir / self.names[i] / "node.pid").read_text())
-
-    def data_dir(self, i: int) -> Path:
-        return self.dir / self.names[i] / "data"
-
-    def chain_id(self) -> str:
-        return str(json.loads((self.dir / "testnet.json").read_text())["chain_id"])
+def live_pid(net: LocalTestnet, i: int) -> int:
+    """The pid of node i, which must be running (ProcessLookupError otherwise)."""
+    pid = net.pid(i)
+    if pid is None:
+        raise ProcessLookupError(f"{net.names[i]} is not running")
+    return pid
 
 
 # --- /proc -------------------------------------------------------------------------------------
@@ -271,7 +218,7 @@ class Sampler:
         self.samples: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
-        self.pids = [net.pid(i) for i in range(len(net.names))]
+        self.pids = [live_pid(net, i) for i in range(len(net.names))]
 
     def start(self) -> None:
         self._thread.start()

@@ -49,7 +49,7 @@ def grant_accounts(net: LocalTestnet, public_keys: list[bytes], timeout_s: float
     started = time.monotonic()
     with net.rpc(0) as rpc:
         first = int(rpc.call("account_get", {"account": admin.public_key.hex()})["next_nonce"])  # type: ignore[index]
-        raws = grant_txs(admin, net.chain_id(), public_keys, first)
+        raws = grant_txs(admin, net.chain_id, public_keys, first)
         stats = SubmitStats()
         for i in range(0, len(raws), MAX_BATCH):
             submit_batch(rpc, [r.hex() for r in raws[i : i + MAX_BATCH]], stats)

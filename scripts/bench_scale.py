@@ -23,6 +23,7 @@ import math
 import os
 import random
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -38,11 +39,16 @@ if (
     and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve()
 ):
     os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
-for extra in (ROOT, ROOT / "scripts"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
-from bench_net import LocalTestnet, SubmitStats, chain, status_kb, submit_batch  # noqa: E402
+from bench_net import (  # noqa: E402
+    LocalTestnet,
+    SubmitStats,
+    bench_testnet,
+    chain,
+    live_pid,
+    status_kb,
+    submit_batch,
+)
 from bench_phases import StreamCursor, grant_accounts, wait_until  # noqa: E402
 from bench_report import load_results, percentiles, write_section  # noqa: E402
 from bench_workload import SignedTx, account_key, node_streams, presign  # noqa: E402
@@ -158,7 +164,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.wait(RSS_SAMPLE_S):
             try:
-                pids = [self.net.pid(i) for i in range(len(self.net.names))]
+                pids = [live_pid(self.net, i) for i in range(len(self.net.names))]
                 with self.net.rpc(0, timeout_s=10) as rpc:
                     st: Any = rpc.call("node_status")
                 kb = [status_kb(pid, "RssAnon") for pid in pids]
@@ -216,17 +222,9 @@ def wait_drained(net: LocalTestnet, nodes: list[int], timeout_s: float = 120) ->
 def stop_node(net: LocalTestnet, name: str) -> None:
     """SIGTERM a node and wait until its process is gone (`testnet start` would otherwise see
     it still running and not start it again)."""
-    pid = net.pid(net.names.index(name))
-    chain("testnet", "kill", "--dir", str(net.dir), "--graceful", name)
-
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    if not wait_until(gone, 60, poll_s=0.05):
+    pid = live_pid(net, net.names.index(name))
+    net.kill(name, signal.SIGTERM)
+    if net.wait_stopped([name], 60):
         raise RuntimeError(f"{name} (pid {pid}) did not stop within 60 s")
 
 
@@ -296,7 +294,7 @@ def run_chain(args: argparse.Namespace) -> dict[str, Any]:
     signed = presign(
         run_seed=args.seed, chain_id="testnet", accounts=args.accounts, per_account=per_account
     )
-    net = LocalTestnet(None, args.validators, prefix="bench-scale")
+    net = bench_testnet(None, args.validators, prefix="bench-scale")
     report: dict[str, Any] = {"validators": args.validators, "probes": []}
     rng = random.Random(args.seed)
     try:
@@ -340,7 +338,7 @@ def probe(
         "elapsed_s": round(time.monotonic() - started, 1),
         "used_bytes": int(st["storage"]["used_bytes"]),
         "rss_anon_mb": [
-            round(status_kb(net.pid(i), "RssAnon") / 1024, 1) for i in range(len(net.names))
+            round(status_kb(live_pid(net, i), "RssAnon") / 1024, 1) for i in range(len(net.names))
         ],
         **reads,
     }

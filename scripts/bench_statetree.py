@@ -27,8 +27,6 @@ from pathlib import Path
 
 import lmdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from node.ledger.statetree import EMPTY_ROOT, StateTree, verify_state_proof
 
 LOAD_CHUNK = 100_000

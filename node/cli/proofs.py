@@ -8,6 +8,10 @@
 
 Verification never talks to a node: it needs only the genesis file, which the person who
 checks must get from a source they trust (not from the party handing them the proof).
+
+`item export` and `notarize --verify` extend the `item` and `notarize` commands of
+node/cli/apps.py: node/cli/main.py adds them (add_item_export_command,
+add_notarize_verify_options). Imports node/cli/common.py only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from node.cli.common import CliError, client_opts, subcommand
 from node.ledger import apps
 from node.ledger.genesis import Genesis, load_genesis
 from node.proofs import provenance
@@ -51,15 +56,9 @@ def _genesis_opt(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _cli_error(message: str) -> Exception:
-    from node.cli.main import CliError  # node.cli.main imports this module
-
-    return CliError(message)
-
-
 def _load_genesis(path: str) -> Genesis:
     if not Path(path).exists():
-        raise _cli_error(f"genesis file {path} not found: pass --genesis FILE (a copy you trust)")
+        raise CliError(f"genesis file {path} not found: pass --genesis FILE (a copy you trust)")
     return load_genesis(Path(path))
 
 
@@ -172,7 +171,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
         elif args.id:
             digest = args.id
         else:
-            raise _cli_error("give the document (--file) or its SHA-256 digest")
+            raise CliError("give the document (--file) or its SHA-256 digest")
         method, params = "notary_get", {"digest": digest}
     node = NodeProofs(args)
     try:
@@ -190,13 +189,13 @@ def cmd_item_export(args: argparse.Namespace) -> int:
     try:
         files = provenance.build_bundle(node, genesis, args.item)
     except provenance.ExportError as exc:
-        raise _cli_error(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     finally:
         node.close()
     try:
         provenance.write_bundle(files, Path(args.out))
     except provenance.ExportError as exc:
-        raise _cli_error(str(exc)) from exc
+        raise CliError(str(exc)) from exc
     bundle = provenance.verify_bundle(files, genesis)
     print(f"wrote {args.out}: {len(files)} files; open {Path(args.out) / 'report.html'}")
     print("\n".join(bundle_lines(bundle, genesis)))
@@ -253,7 +252,7 @@ def verify_notarized(args: argparse.Namespace) -> int:
     anchored digest, and the receipt (or a notary state proof) verifies offline."""
     genesis = _load_genesis(args.genesis)
     if not args.receipt:
-        raise _cli_error("--verify needs --receipt FILE (a receipt or a notary state proof)")
+        raise CliError("--verify needs --receipt FILE (a receipt or a notary state proof)")
     digest = hashlib.sha256(Path(args.verify).read_bytes()).digest()
     try:
         facts = verify_bytes(Path(args.receipt).read_bytes(), genesis)
@@ -298,9 +297,9 @@ def _anchor_of(facts: Facts, digest: bytes) -> str:
 # --- parser -------------------------------------------------------------------------------------
 
 
-def add_proof_commands(sub: Any, make: Any, client_opts: Any) -> None:
-    """Register `chain receipt`, `chain prove` and `chain verify` (cli.py's build_parser)."""
-    p = make(
+def add_proof_commands(sub: Any) -> None:
+    """Register `chain receipt`, `chain prove` and `chain verify`."""
+    p = subcommand(
         sub,
         "receipt",
         "fetch a transaction's receipt (verifiable offline with chain verify)",
@@ -312,7 +311,7 @@ def add_proof_commands(sub: Any, make: Any, client_opts: Any) -> None:
     _genesis_opt(p)
     client_opts(p)
 
-    p = make(
+    p = subcommand(
         sub,
         "prove",
         "fetch a state proof: an item's custodian, a record, an anchor, or their absence",
@@ -329,7 +328,7 @@ def add_proof_commands(sub: Any, make: Any, client_opts: Any) -> None:
     _genesis_opt(p)
     client_opts(p)
 
-    p = make(
+    p = subcommand(
         sub,
         "verify",
         "check a receipt, a state proof or a provenance bundle offline (no node needed)",
@@ -342,9 +341,9 @@ def add_proof_commands(sub: Any, make: Any, client_opts: Any) -> None:
     _genesis_opt(p)
 
 
-def add_item_export_command(item_sub: Any, make: Any, client_opts: Any) -> None:
+def add_item_export_command(item_sub: Any) -> None:
     """Register `chain item export` under the `item` subcommands."""
-    p = make(
+    p = subcommand(
         item_sub,
         "export",
         "write an item's provenance bundle (receipts, state proofs, report.html)",
@@ -358,6 +357,7 @@ def add_item_export_command(item_sub: Any, make: Any, client_opts: Any) -> None:
 
 
 def add_notarize_verify_options(p: argparse.ArgumentParser) -> None:
+    """`chain notarize --verify DOCUMENT --receipt FILE [--genesis G]` (see verify_notarized)."""
     p.add_argument("--verify", metavar="DOCUMENT", help="check DOCUMENT against --receipt")
     p.add_argument("--receipt", metavar="FILE", help="receipt or notary state proof (JSON)")
     _genesis_opt(p)

@@ -3,6 +3,9 @@
 A manufacturer registers products, hands them to a shipper, an inspector records an
 inspection with a report digest, the shipper hands them to a retailer, and every so often a
 document is notarised. Nodes are chosen round-robin, so every node serves clients.
+
+It runs in a thread beside the live view (node/testnet/view.py) and talks to the nodes of a
+`LocalTestnet` only through their control sockets, as any client would.
 """
 
 from __future__ import annotations
@@ -11,19 +14,20 @@ import hashlib
 import itertools
 import threading
 import time
-from pathlib import Path
+from typing import Any
 
 from node.client.wallet import Wallet
-from node.ledger import crypto
-from node.rpc.client import RpcClient
+from node.testnet.local import LocalTestnet
 
 STEP_PAUSE_S = 0.5
 MAX_LOG_LINES = 100
 
 
 class Demo:
-    def __init__(self, root: Path, *, quiet: bool = False) -> None:
-        self.root = root
+    """The workload's thread; recent() is what it did last (for the live view)."""
+
+    def __init__(self, net: LocalTestnet, *, quiet: bool = False) -> None:
+        self.net = net
         self.quiet = quiet  # the live view shows recent() instead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo", daemon=True)
@@ -47,15 +51,12 @@ class Demo:
         return self.log[-count:]
 
     def _run(self) -> None:
-        import json
-
-        nodes = [n["name"] for n in json.loads((self.root / "testnet.json").read_text())["nodes"]]
-        clients = [RpcClient(self.root / n / "control.sock", timeout_s=30) for n in nodes]
         try:
+            nodes = self.net.names
+            clients = [self.net.rpc(n, timeout_s=30) for n in nodes]
             # One wallet per account (one nonce sequence), pointed at a different node each round.
-            keys = self.root / "accounts"
             wallets = {
-                name: Wallet(clients[0], crypto.read_key_file(keys / f"{name}.key"))
+                name: Wallet(clients[0], self.net.key(name))
                 for name in ("manufacturer", "shipper", "retailer", "inspector")
             }
         except Exception as exc:  # the testnet went away
@@ -78,7 +79,7 @@ class Demo:
 
     def _scenario(self, w: dict[str, Wallet], item: str, node: str) -> None:
         m, s, r, i = w["manufacturer"], w["shipper"], w["retailer"], w["inspector"]
-        steps = [
+        steps: list[tuple[Wallet, str, dict[str, Any], str]] = [
             (
                 m,
                 "item.register",
@@ -110,11 +111,11 @@ class Demo:
         ]
         pending = [(wallet.send(t, a, wait=False), text) for wallet, t, a, text in steps]
         for sent, text in pending:
-            res = m.rpc.call("tx_wait", {"tx_id": sent["tx_id"], "timeout_ms": 20_000})
+            res: Any = m.rpc.call("tx_wait", {"tx_id": sent["tx_id"], "timeout_ms": 20_000})
             status = res["status"]
             where = f"height {res['height']}" if "height" in res else status
             self._say(f"{text} via {node}: {status} at {where}")
 
 
-def start_demo(root: Path, *, quiet: bool = False) -> Demo:
-    return Demo(root, quiet=quiet).start()
+def start_demo(net: LocalTestnet, *, quiet: bool = False) -> Demo:
+    return Demo(net, quiet=quiet).start()

@@ -475,11 +475,11 @@ def test_bench_phases_on_a_one_validator_testnet() -> None:
     net_mod = _load("bench_net")
     phases = _load("bench_phases")
     workload = _load("bench_workload")
-    net = net_mod.LocalTestnet(None, 1, prefix="bench-smoke")
+    net = net_mod.bench_testnet(None, 1, prefix="bench-smoke")
     try:
         net.up()
         signed = workload.presign(
-            run_seed=5, chain_id=net.chain_id(), accounts=4, per_account=40, processes=1
+            run_seed=5, chain_id=net.chain_id, accounts=4, per_account=40, processes=1
         )
         keys = [workload.account_key(5, i).public_key for i in range(4)]
         phases.grant_accounts(net, keys, timeout_s=60)

@@ -1,7 +1,8 @@
 """Throughput of one loopback TLS 1.3 link between two PeerManagers.
 
-    .venv/bin/python -m p2p.bench_link            # a table of frames/s and MB/s per size
-    .venv/bin/python -m p2p.bench_link --quick    # smaller runs
+    .venv/bin/python scripts/bench_link.py              # a table of frames/s and MB/s per size
+    .venv/bin/python scripts/bench_link.py --quick      # smaller runs
+    .venv/bin/python scripts/bench_link.py --compare    # also with write batching off
 
 The sender queues as fast as the link takes frames (send_nowait until the queue is full,
 then one waiting send); the receiver drains its inbox. Time runs from the first send to
