@@ -6,9 +6,9 @@ from pathlib import Path
 
 from node.daemon.store import Store
 from node.ledger import governance
-from node.ledger.governance import Epoch
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
+from node.ledger.governance import Epoch
 from node.ledger.tx import Transaction
 from support.ledger import Account
 
