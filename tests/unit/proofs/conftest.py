@@ -62,5 +62,16 @@ def busy_chain(chain: CertifiedChain) -> CertifiedChain:
     chain.commit(
         [chain.tx("shipper", "item.transfer", {"item": "pallet-1", "to": a["retailer"].pub})]
     )
+    remove_v3 = {"type": "remove-validator", "name": "v3"}
+    chain.commit(
+        [
+            chain.tx("maker", "gov.propose", {"action": remove_v3}),  # 1 of 3 governors
+            chain.tx("shipper", "gov.vote", {"proposal": 1, "approve": True}),  # 2 of 3: open
+            chain.tx("retailer", "account.rotate", {"new_key": b"\x42" * 32}),
+            chain.tx(
+                "maker", "validator.join", {"proposal": 1, "height": 1, "block_hash": b"\0" * 32}
+            ),
+        ]
+    )
     chain.commit([])  # certifies the results and state of the block before
     return chain

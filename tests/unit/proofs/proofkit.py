@@ -16,7 +16,13 @@ from node.daemon.api import receipts
 from node.daemon.store import Store
 from node.ledger import apps, crypto
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
-from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
+from node.ledger.genesis import (
+    AccountInfo,
+    Genesis,
+    GovernanceConfig,
+    ValidatorInfo,
+    compute_hash,
+)
 from node.ledger.tx import Transaction, make_tx
 
 VALIDATOR_COUNT = 4
@@ -27,6 +33,9 @@ ACCOUNT_ROLES = {
     "retailer": ("member",),
     "inspector": ("member", "inspector"),
 }
+
+
+GOVERNORS = ("maker", "shipper", "retailer")
 
 
 def validator_keys(count: int = VALIDATOR_COUNT, seed_base: int = 100) -> list[crypto.SigningKey]:
@@ -46,6 +55,7 @@ def make_genesis(
         accounts=tuple(
             AccountInfo(name, accounts[name].pub, roles) for name, roles in ACCOUNT_ROLES.items()
         ),
+        governance=GovernanceConfig(governors=GOVERNORS),
     )
     return Genesis(**{**vars(g), "hash": compute_hash(g)})
 

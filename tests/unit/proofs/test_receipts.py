@@ -27,6 +27,10 @@ EXPECTED_CODES = {
     10: ("item.transfer", "not_custodian"),
     11: ("account.revoke", "ok"),
     12: ("item.transfer", "ok"),
+    13: ("gov.propose", "ok"),
+    14: ("gov.vote", "ok"),
+    15: ("account.rotate", "ok"),
+    16: ("validator.join", "not_waiting"),
 }
 
 
