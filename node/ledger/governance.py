@@ -96,8 +96,10 @@ def epoch_key(epoch: int) -> bytes:
 
 
 def validator_set_hash(entries: Sequence[dict[str, Any]]) -> bytes:
-    """What a header's next_validators_hash holds: the set in order (index = validator id)."""
-    rows = [[v["name"], v["public_key"], v["address"], v["certificate"]] for v in entries]
+    """What a header's next_validators_hash holds: the signers in order (index = validator id)
+    by name and public key. Addresses and certificates are in state, not in the hash: what an
+    offline verifier needs to check a certificate is who may sign."""
+    rows = [[v["name"], v["public_key"]] for v in entries]
     return crypto.sha256(SET_DOMAIN + encoding.pack(rows))
 
 

@@ -7,14 +7,20 @@ VerificationError naming the first part that fails:
   1. the document's shape (strict JSON: exact key sets, lowercase hex, no floats, no
      duplicate keys);
   2. the binding to genesis: chain_id, genesis_hash and the validator list equal the genesis;
-  3. each header: canonical encoding, chain_id, and its commit certificate (canonical
-     encoding, same height, digest = the header's hash, quorum_size(n) distinct validators,
-     every signature valid over the commit vote bytes of this chain);
-  4. the hash chain between consecutive headers (height + 1, prev_hash = hash of the one
+  3. the chain of epoch changes from genesis (version 2 documents): each change is the last
+     header of an epoch, certified by that epoch's set, whose next_validators_hash names the
+     next set; heights increase;
+  4. each header: canonical encoding, chain_id, the epoch it names (version 2 headers) is the
+     one the epoch chain gives for its height, its next_validators_hash is the set the chain
+     gives for the height after it (so no change can be left out), and its commit
+     certificate (canonical encoding, same height, digest = the header's hash, a quorum of
+     distinct validators OF ITS OWN EPOCH, every signature valid over this chain's commit
+     vote bytes);
+  5. the hash chain between consecutive headers (height + 1, prev_hash = hash of the one
      before);
-  5. the Merkle paths (RFC 6962 inclusion of the transaction and of its result; the sparse
+  6. the Merkle paths (RFC 6962 inclusion of the transaction and of its result; the sparse
      Merkle proof of the state key);
-  6. the "statement": a readable restatement of what was proven, which must equal exactly
+  7. the "statement": a readable restatement of what was proven, which must equal exactly
      what this module derives from the verified parts (so a reader of the raw JSON is not
      misled by an edited summary).
 
@@ -37,12 +43,20 @@ from node.ledger import crypto, encoding
 from node.ledger.block import BlockHeader
 from node.ledger.errors import BlockInvalid, TxInvalid
 from node.ledger.genesis import Genesis
+from node.ledger.governance import validator_set_hash
 from node.ledger.merkle import verify_inclusion
 from node.ledger.statetree import KEY_BITS, StateProof, verify_state_proof
 from node.ledger.tx import Transaction, decode_tx, jsonable
 
-FORMAT_RECEIPT = "chain-receipt/1"
-FORMAT_STATE = "chain-state-proof/1"
+# Version 2 documents carry "epochs", the chain of validator-set changes from genesis.
+FORMAT_RECEIPT_V1 = "chain-receipt/1"
+FORMAT_STATE_V1 = "chain-state-proof/1"
+FORMAT_RECEIPT = "chain-receipt/2"
+FORMAT_STATE = "chain-state-proof/2"
+RECEIPT_FORMATS = (FORMAT_RECEIPT_V1, FORMAT_RECEIPT)
+STATE_FORMATS = (FORMAT_STATE_V1, FORMAT_STATE)
+MAX_EPOCH_CHANGES = 100_000
+EPOCH_KEYS = frozenset({"header", "certificate", "validators"})
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 MAX_MERKLE_PATH = 64  # an RFC 6962 path over at most 2^64 leaves
 MAX_STATE_KEY_BYTES = 1024
@@ -61,6 +75,41 @@ class VerificationError(Exception):
         super().__init__(f"{part}: {reason}")
         self.part = part
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class KnownEpoch:
+    number: int
+    start_height: int
+    names: tuple[str, ...]
+    keys: tuple[bytes, ...]
+
+    @property
+    def set_hash(self) -> bytes:
+        return validator_set_hash(
+            [{"name": n, "public_key": k} for n, k in zip(self.names, self.keys, strict=True)]
+        )
+
+
+class EpochChain:
+    """The validator sets from genesis on, as a document's epoch changes establish them."""
+
+    def __init__(self, genesis: Genesis) -> None:
+        self.epochs = [
+            KnownEpoch(
+                0,
+                1,
+                tuple(v.name for v in genesis.validators),
+                tuple(v.public_key for v in genesis.validators),
+            )
+        ]
+
+    def at(self, height: int) -> KnownEpoch:
+        found = self.epochs[0]
+        for epoch in self.epochs:
+            if epoch.start_height <= height:
+                found = epoch
+        return found
 
 
 @dataclass(frozen=True)
@@ -192,7 +241,11 @@ def _check_genesis_binding(doc: dict[str, Any], genesis: Genesis) -> None:
             raise VerificationError(f"validators[{i}]", "is not the genesis's validator")
 
 
-def _certified_header(entry: object, part: str, genesis: Genesis) -> CertifiedHeader:
+def _certified_header(
+    entry: object, part: str, genesis: Genesis, epochs: EpochChain, *, check_next: bool
+) -> CertifiedHeader:
+    """check_next: the document also covers the height after this header, so the epoch
+    chain knows the set that signs it and next_validators_hash must name that set."""
     entry = _map(entry, frozenset({"header", "certificate"}), part)
     raw_header = _hex(entry["header"], f"{part}.header", max_bytes=4096)
     try:
@@ -216,19 +269,79 @@ def _certified_header(entry: object, part: str, genesis: Genesis) -> CertifiedHe
         )
     if certificate.digest != block_hash:
         raise VerificationError(f"{part}.certificate", "certifies another block (digest differs)")
+    epoch = epochs.at(header.height)
+    if header.version >= 2:
+        if header.epoch != epoch.number:
+            raise VerificationError(
+                f"{part}.header",
+                f"names epoch {header.epoch}, but the epoch chain gives epoch {epoch.number} "
+                f"for height {header.height} (an epoch change is missing from the document?)",
+            )
+        if check_next and header.next_validators_hash != epochs.at(header.height + 1).set_hash:
+            raise VerificationError(
+                f"{part}.header",
+                "its next_validators_hash is not the set the epoch chain gives for the next "
+                "height (an epoch change is missing from the document?)",
+            )
+    elif len(epochs.epochs) > 1 and epoch.number > 0:
+        raise VerificationError(f"{part}.header", "a version 1 header in a later epoch")
     try:
-        verify_certificate(certificate, genesis.chain_id, genesis.validator_keys, crypto.verify)
+        verify_certificate(certificate, genesis.chain_id, epoch.keys, crypto.verify)
     except CertificateError as exc:
-        raise VerificationError(f"{part}.certificate", exc.reason) from None
-    names = tuple(genesis.validators[i].name for i in certificate.signers())
+        raise VerificationError(
+            f"{part}.certificate", f"{exc.reason} (epoch {epoch.number}'s set)"
+        ) from None
+    names = tuple(epoch.names[i] for i in certificate.signers())
     return CertifiedHeader(header, block_hash, certificate, names)
+
+
+def _epoch_chain(doc: dict[str, Any], genesis: Genesis) -> EpochChain:
+    """Walk the document's epoch changes from genesis: each is the last header of an epoch,
+    certified by that epoch's set, naming the next set in next_validators_hash."""
+    chain = EpochChain(genesis)
+    entries = doc.get("epochs", [])
+    if not isinstance(entries, list) or len(entries) > MAX_EPOCH_CHANGES:
+        raise VerificationError("epochs", f"must be a list of at most {MAX_EPOCH_CHANGES}")
+    for i, raw in enumerate(entries):
+        part = f"epochs[{i}]"
+        entry = _map(raw, EPOCH_KEYS, part)
+        current = chain.epochs[-1]
+        validators = entry["validators"]
+        if not isinstance(validators, list) or not validators:
+            raise VerificationError(f"{part}.validators", "must list the new set")
+        names, keys = [], []
+        for j, v in enumerate(validators):
+            v = _map(v, frozenset({"name", "public_key"}), f"{part}.validators[{j}]")
+            if not isinstance(v["name"], str):
+                raise VerificationError(f"{part}.validators[{j}].name", "must be a string")
+            names.append(v["name"])
+            keys.append(_hex(v["public_key"], f"{part}.validators[{j}].public_key", 32))
+        if len(set(keys)) != len(keys):
+            raise VerificationError(f"{part}.validators", "two validators share a key")
+        new = KnownEpoch(current.number + 1, 0, tuple(names), tuple(keys))
+        header_part = {"header": entry["header"], "certificate": entry["certificate"]}
+        # The hand-over header: certified by the old set, naming the new one.
+        certified = _certified_header(header_part, part, genesis, chain, check_next=False)
+        header = certified.header
+        if header.version < 2 or header.height + 1 <= current.start_height:
+            raise VerificationError(part, "is not a later version-2 header")
+        if header.next_validators_hash != new.set_hash:
+            raise VerificationError(part, "its next_validators_hash is not the listed set")
+        if new.set_hash == current.set_hash:
+            raise VerificationError(part, "changes nothing: the set is the one before it")
+        chain.epochs.append(KnownEpoch(new.number, header.height + 1, new.names, new.keys))
+    return chain
 
 
 def _certified_chain(doc: dict[str, Any], genesis: Genesis, count: int) -> list[CertifiedHeader]:
     entries = doc["headers"]
     if not isinstance(entries, list) or len(entries) != count:
         raise VerificationError("headers", f"must hold exactly {count} certified header(s)")
-    chain = [_certified_header(e, f"headers[{i}]", genesis) for i, e in enumerate(entries)]
+    epochs = _epoch_chain(doc, genesis)
+    chain = [
+        _certified_header(e, f"headers[{i}]", genesis, epochs, check_next=i + 1 < count)
+        for i, e in enumerate(entries)
+    ]
     for i in range(1, count):
         before, after = chain[i - 1], chain[i]
         if after.header.height != before.header.height + 1:
@@ -263,9 +376,11 @@ def _decode_result(raw: bytes) -> dict[str, Any]:
 
 def verify_receipt(doc: object, genesis: Genesis, *, check_statement: bool = True) -> ReceiptFacts:
     keys = RECEIPT_KEYS if check_statement else RECEIPT_KEYS - {"statement"}
+    if isinstance(doc, dict) and doc.get("format") == FORMAT_RECEIPT:
+        keys = keys | {"epochs"}
     doc = _map(doc, keys, "receipt")
-    if doc["format"] != FORMAT_RECEIPT:
-        raise VerificationError("format", f"expected {FORMAT_RECEIPT!r}")
+    if doc["format"] not in RECEIPT_FORMATS:
+        raise VerificationError("format", f"expected one of {RECEIPT_FORMATS}")
     _check_genesis_binding(doc, genesis)
     block, next_block = _certified_chain(doc, genesis, 2)
     header = block.header
@@ -351,9 +466,11 @@ def verify_state_document(
     doc: object, genesis: Genesis, *, check_statement: bool = True
 ) -> StateFacts:
     keys = STATE_KEYS if check_statement else STATE_KEYS - {"statement"}
+    if isinstance(doc, dict) and doc.get("format") == FORMAT_STATE:
+        keys = keys | {"epochs"}
     doc = _map(doc, keys, "state proof")
-    if doc["format"] != FORMAT_STATE:
-        raise VerificationError("format", f"expected {FORMAT_STATE!r}")
+    if doc["format"] not in STATE_FORMATS:
+        raise VerificationError("format", f"expected one of {STATE_FORMATS}")
     _check_genesis_binding(doc, genesis)
     (certifying,) = _certified_chain(doc, genesis, 1)
     height = _int(doc["height"], "height")
@@ -429,9 +546,9 @@ def verify_document(doc: object, genesis: Genesis) -> Facts:
     if not isinstance(doc, dict):
         raise VerificationError("document", "must be a JSON object")
     kind = doc.get("format")
-    if kind == FORMAT_RECEIPT:
+    if kind in RECEIPT_FORMATS:
         return verify_receipt(doc, genesis)
-    if kind == FORMAT_STATE:
+    if kind in STATE_FORMATS:
         return verify_state_document(doc, genesis)
     raise VerificationError("format", f"unknown format {kind!r}")
 

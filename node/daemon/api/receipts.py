@@ -55,6 +55,32 @@ def certified_header(payload: bytes, certificate: bytes) -> dict[str, str]:
     return {"header": encoding.pack(header_obj).hex(), "certificate": certificate.hex()}
 
 
+def epoch_changes(store: Store, up_to_height: int) -> list[dict[str, Any]]:
+    """The chain of epoch changes from genesis to the epoch of block `up_to_height`: for each,
+    the last header of the epoch before (certified by that epoch's set, naming the new set in
+    next_validators_hash) and the new set's names and keys."""
+    out = []
+    for epoch in store.epochs()[1:]:
+        if epoch.start_height > up_to_height:
+            break
+        evidence = store.read_block_evidence(epoch.start_height - 1)
+        if evidence is None:
+            raise StoreError(
+                f"epoch {epoch.number} began at {epoch.start_height}; the block "
+                "before it is missing"
+            )
+        out.append(
+            {
+                **certified_header(evidence[0], evidence[1]),
+                "validators": [
+                    {"name": v["name"], "public_key": v["public_key"].hex()}
+                    for v in epoch.validators
+                ],
+            }
+        )
+    return out
+
+
 def build_receipt(store: Store, genesis: Genesis, tx_id: bytes) -> dict[str, Any] | None:
     """The receipt of a committed transaction, or None while block h+1 is not committed.
 
@@ -76,6 +102,7 @@ def build_receipt(store: Store, genesis: Genesis, tx_id: bytes) -> dict[str, Any
     doc: dict[str, Any] = {
         "format": FORMAT_RECEIPT,
         **genesis_fields(genesis),
+        "epochs": epoch_changes(store, height + 1),
         "headers": [certified_header(payload, certificate), certified_header(after[0], after[1])],
         "tx": raw_txs[index].hex(),
         "index": index,
@@ -126,6 +153,7 @@ def finish_state_proof(
     doc: dict[str, Any] = {
         "format": FORMAT_STATE,
         **genesis_fields(genesis),
+        "epochs": epoch_changes(store, snapshot.height + 1),
         "headers": [certified_header(after[0], after[1])],
         "height": snapshot.height,
         "key": snapshot.key.hex(),

@@ -14,7 +14,8 @@ from support.ledger import CHAIN, Account
 from consensus import CommitCertificate, vote_signing_bytes
 from node.daemon.api import receipts
 from node.daemon.store import Store
-from node.ledger import apps, crypto
+from node.ledger import apps, crypto, governance
+from node.ledger.governance import Epoch
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import (
     AccountInfo,
@@ -85,27 +86,37 @@ class CertifiedChain:
     signers: tuple[int, ...] = (0, 1, 2)
     blocks: list[Block] = field(default_factory=list)
 
+    def epoch_for(self, height: int) -> Epoch:
+        return Epoch.from_state(governance.epoch_for_height(self.store.state_reader(), height))
+
     def next_block(self, txs: Sequence[Transaction], view: int = 0) -> Block:
         head = self.store.head
+        epoch = self.epoch_for(head.height + 1)
         header = BlockHeader(
-            version=1,
+            version=2,
             chain_id=self.genesis.chain_id,
             height=head.height + 1,
             prev_hash=head.block_hash,
             view=view,
-            proposer=view % len(self.keys),
+            proposer=view % len(epoch.validators),
             timestamp_ms=1_767_225_600_000 + (head.height + 1) * 1000,
             tx_root=tx_root_of(txs),
             tx_count=len(txs),
             state_root=head.state_root,
             results_root=head.results_root,
+            epoch=epoch.number,
+            next_validators_hash=self.epoch_for(head.height + 2).set_hash,
         )
         return build_block(header, txs)
 
     def commit(self, txs: Sequence[Transaction], view: int = 0) -> Block:
         block = self.next_block(txs, view)
+        # Signed by the set of the block's own epoch (keys known to this kit by public key).
+        by_public = {k.public_key: k for k in self.keys}
+        epoch_keys = [by_public[pk] for pk in self.epoch_for(block.height).keys]
+        signers = tuple(i for i in self.signers if i < len(epoch_keys))
         cert = sign_certificate(
-            self.keys, self.genesis.chain_id, block.height, view, block.hash, self.signers
+            epoch_keys, self.genesis.chain_id, block.height, view, block.hash, signers
         )
         self.store.commit_block(
             block,
