@@ -15,7 +15,6 @@ from consensus import CommitCertificate, vote_signing_bytes
 from node.daemon.api import receipts
 from node.daemon.store import Store
 from node.ledger import apps, crypto, governance
-from node.ledger.governance import Epoch
 from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import (
     AccountInfo,
@@ -24,6 +23,7 @@ from node.ledger.genesis import (
     ValidatorInfo,
     compute_hash,
 )
+from node.ledger.governance import Epoch
 from node.ledger.tx import Transaction, make_tx
 
 VALIDATOR_COUNT = 4

@@ -19,7 +19,7 @@ from p2p.identity import make_certificate
 
 
 def _pass(chain: CertifiedChain, action: dict) -> None:
-    (propose,) = chain.commit([chain.tx("maker", "gov.propose", {"action": action})]).txs
+    chain.commit([chain.tx("maker", "gov.propose", {"action": action})])
     chain.commit(
         [
             chain.tx(
