@@ -221,8 +221,8 @@ def add_record_commands(sub: Any) -> None:
     client_opts(p)
 
 
-def add_account_commands(sub: Any) -> None:
-    """Register `account grant|revoke|show`."""
+def add_account_commands(sub: Any) -> Any:
+    """Register `account grant|revoke|show`; returns the group for more (rotate)."""
     acct = sub.add_parser("account", help="accounts and roles").add_subparsers(
         dest="account_cmd", required=True
     )
@@ -249,3 +249,4 @@ def add_account_commands(sub: Any) -> None:
     p = subcommand(acct, "show", "show an account", "chain account show shipper", cmd_account_show)
     p.add_argument("account")
     client_opts(p, key=True)
+    return acct

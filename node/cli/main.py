@@ -3,6 +3,7 @@
     node_cmds  keygen, init, start              testnet  testnet up|down|status|logs|kill|start
     query      status, tx, block                apps     item, notarize, record, account
     proofs     receipt, prove, verify, item export, notarize --verify
+    gov        gov propose|vote|list|show, validators, account rotate
     common     what they share: errors, output, client options
 
 Every subcommand has --help with an example. This module only builds the parser and
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from node.cli import apps, node_cmds, proofs, query, testnet
+from node.cli import apps, gov, node_cmds, proofs, query, testnet
 from node.cli.common import examples, run_command
 
 
@@ -37,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     notarize = apps.add_notarize_command(sub)
     proofs.add_notarize_verify_options(notarize)
     apps.add_record_commands(sub)
-    apps.add_account_commands(sub)
+    accounts = apps.add_account_commands(sub)
+    gov.add_account_rotate_command(accounts)
+    gov.add_gov_commands(sub)
     return parser
 
 

@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from node.daemon.api.errors import HALTED, not_found, tx_error
+from node.daemon.api.governance import GovernanceApi
 from node.daemon.api.proofs import MAX_CERTIFY_WAIT_S, proof_methods, state_answer
 from node.daemon.api.views import certificate_json
 from node.daemon.chain import Chain, SubmitOutcome
 from node.ledger import apps
 from node.ledger import errors as E
+from node.ledger.accounts import ROTATED, resolve
 from node.ledger.tx import jsonable
 from node.rpc.errors import RpcError
 from node.rpc.params import Params
@@ -40,8 +42,8 @@ class Api:
     def methods(self) -> dict[str, tuple[Handler, tuple[str, ...]]]:
         return {
             **proof_methods(self),
+            **GovernanceApi(self.chain).methods(),
             "node_status": (self.node_status, ()),
-            "validators_list": (self.validators_list, ()),
             "peers_list": (self.peers_list, ()),
             "mempool_status": (self.mempool_status, ()),
             "tx_submit": (self.tx_submit, ("tx",)),
@@ -64,13 +66,6 @@ class Api:
 
     async def node_status(self, p: Params, ctx: Any) -> object:
         return self._node_status()
-
-    async def validators_list(self, p: Params, ctx: Any) -> object:
-        g = self.chain.genesis
-        return [
-            {"index": i, "name": v.name, "public_key": v.public_key.hex(), "address": v.address}
-            for i, v in enumerate(g.validators)
-        ]
 
     async def peers_list(self, p: Params, ctx: Any) -> object:
         return self._peers()
@@ -184,12 +179,17 @@ class Api:
 
     async def account_get(self, p: Params, ctx: Any) -> object:
         account = p.hex_bytes("account", length=32)
-        obj = self.chain.account(account)
-        if obj is None:
+        found = resolve(self.chain.store.state_reader().get, account)
+        if found == ROTATED:
+            raise not_found(f"account key {account.hex()} (rotated away: use the new key)")
+        if isinstance(found, str):
             raise not_found(f"account {account.hex()}")
+        account_id, obj = found
         return {
             "account": account.hex(),
             **jsonable(obj),
+            "id": account_id.hex(),  # an account keeps its first key as id across rotations
+            "key": account.hex(),
             "next_nonce": self.chain.mempool.next_nonce(account, obj["nonce"]),
         }
 
