@@ -53,6 +53,8 @@ GLOBAL_COUNTERS = (
     "links_closed",
     "links_established",
     "peer_key_mismatch",
+    "peers_added",
+    "peers_removed",
     "queue_full_drops",
     "no_link_drops",
     "rejected_after_handshake",
@@ -150,15 +152,9 @@ class PeerManager:
         self._backoff_initial_s = backoff_initial_ms / 1000
         self._backoff_max_s = backoff_max_ms / 1000
         self._rng = rng if rng is not None else random.Random()
-        # Our own certificate may be in the allowed set (genesis lists every validator);
-        # a link to ourselves is refused after the handshake.
-        pinned = [allowed[peer] for peer in sorted(allowed)] or [cert_pem]
-        self._server_context = make_server_context(
-            cert_pem, key_pem, pinned, cert_path=cert_path, key_path=key_path
-        )
-        self._client_context = make_client_context(
-            cert_pem, key_pem, pinned, cert_path=cert_path, key_path=key_path
-        )
+        self._cert_pem, self._key_pem = cert_pem, key_pem
+        self._cert_path, self._key_path = cert_path, key_path
+        self._make_contexts(allowed)
         self.allowed_certificates: Mapping[bytes, bytes] = MappingProxyType(dict(allowed))
         self._allowed = frozenset(peer for peer in allowed if peer != node_id)
         self._dial = {peer: address for peer, address in dial.items() if peer != node_id}
@@ -168,10 +164,110 @@ class PeerManager:
             )
             for peer in sorted(self._allowed)
         }
+        self._nursery: trio.Nursery | None = None
+        self._dialers: dict[bytes, trio.CancelScope] = {}
         self.counters: Counter[str] = Counter({name: 0 for name in GLOBAL_COUNTERS})
         self._inbound_handshakes = 0
         self._started = False
         self._inbox_send, self.inbox = trio.open_memory_channel[InboxItem](inbox_size)
+
+    def _make_contexts(self, allowed: Mapping[bytes, bytes]) -> None:
+        # Our own certificate may be in the allowed set (genesis lists every validator);
+        # a link to ourselves is refused after the handshake.
+        pinned = [allowed[peer] for peer in sorted(allowed)] or [self._cert_pem]
+        self._server_context = make_server_context(
+            self._cert_pem,
+            self._key_pem,
+            pinned,
+            cert_path=self._cert_path,
+            key_path=self._key_path,
+        )
+        self._client_context = make_client_context(
+            self._cert_pem,
+            self._key_pem,
+            pinned,
+            cert_path=self._cert_path,
+            key_path=self._key_path,
+        )
+
+    # --- following a changing peer set ---------------------------------------------------
+
+    def update_peers(
+        self, allowed: Mapping[bytes, bytes], dial: Mapping[bytes, tuple[str, int]]
+    ) -> dict[str, list[str]]:
+        """Pin a new set of peers without a restart: new handshakes use the new pins, links
+        to removed peers close, dialers start for added peers and restart for moved ones.
+        Returns what changed (hex ids) for the log."""
+        for peer, pem in allowed.items():
+            if certificate_public_key(pem) != peer:
+                raise ValueError(f"allowed certificate for {peer.hex()[:16]} has another key")
+        for peer in dial:
+            if peer not in allowed:
+                raise ValueError(f"dial target {peer.hex()[:16]} is not in allowed")
+        new_allowed = frozenset(peer for peer in allowed if peer != self.node_id)
+        new_dial = {peer: a for peer, a in dial.items() if peer != self.node_id}
+        removed = sorted(self._allowed - new_allowed)
+        added = sorted(new_allowed - self._allowed)
+        moved = sorted(
+            p for p in new_dial if p in self._allowed and self._dial.get(p) != new_dial[p]
+        )
+        self._make_contexts(allowed)
+        self.allowed_certificates = MappingProxyType(dict(allowed))
+        self._allowed = new_allowed
+        for peer in removed:
+            self._stop_dialer(peer)
+            state = self._peers.pop(peer)
+            if state.link is not None:
+                state.link.close("peer_removed")
+            self.counters["peers_removed"] += 1
+        for peer in added:
+            self._peers[peer] = _PeerState(
+                address=_format_address(*new_dial[peer]) if peer in new_dial else ""
+            )
+            self.counters["peers_added"] += 1
+        for peer in moved:
+            self._stop_dialer(peer)
+            self._peers[peer].address = _format_address(*new_dial[peer])
+        self._dial = new_dial
+        for peer in sorted(set(added) | set(moved)):
+            if peer in new_dial:
+                self._start_dialer(peer)
+        return {
+            "added": [p.hex() for p in added],
+            "removed": [p.hex() for p in removed],
+            "moved": [p.hex() for p in moved],
+        }
+
+    def replace_identity(self, node_id: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+        """Take a new node key (a validator's key rotation took effect): every link closes
+        and comes back authenticated with the new certificate."""
+        if len(node_id) != NODE_ID_LEN or certificate_public_key(cert_pem) != node_id:
+            raise ValueError("cert_pem does not carry node_id's key")
+        self.node_id = node_id
+        self._cert_pem, self._key_pem = cert_pem, key_pem
+        self._cert_path = self._key_path = None
+        self._make_contexts(self.allowed_certificates)
+        for state in self._peers.values():
+            if state.link is not None:
+                state.link.close("identity_replaced")
+
+    def _start_dialer(self, peer: bytes) -> None:
+        if self._nursery is None:
+            return  # not running yet: run() starts every dialer
+        scope = trio.CancelScope()
+        self._dialers[peer] = scope
+        address = self._dial[peer]
+
+        async def dial_until_cancelled() -> None:
+            with scope:
+                await self._dial_loop(peer, address)
+
+        self._nursery.start_soon(dial_until_cancelled)
+
+    def _stop_dialer(self, peer: bytes) -> None:
+        scope = self._dialers.pop(peer, None)
+        if scope is not None:
+            scope.cancel()
 
     # --- public sending API --------------------------------------------------------------
 
@@ -286,10 +382,11 @@ class PeerManager:
             try:
                 self.listen_port = listeners[0].socket.getsockname()[1]
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     for listener in listeners:
                         nursery.start_soon(self._accept_loop, listener, nursery)
                     for peer in sorted(self._dial):
-                        nursery.start_soon(self._dial_loop, peer, self._dial[peer])
+                        self._start_dialer(peer)
                     log.info(
                         "p2p %s listening on %s:%d",
                         self.node_id.hex()[:16],
@@ -335,8 +432,8 @@ class PeerManager:
                 )
             finally:
                 self._inbound_handshakes -= 1
-            if done is None:
-                return
+            if done is None or done.peer not in self._peers:
+                return  # failed, or the peer was removed while it shook hands
             link = self._new_link(
                 done, stream, dialer=done.peer, direction="inbound", address=address
             )
@@ -488,7 +585,7 @@ class PeerManager:
             done = await self._handshake(
                 stream, server_side=False, expected_peer=peer, deadline=deadline
             )
-            if done is None:
+            if done is None or done.peer not in self._peers:
                 self.counters["dial_failed"] += 1
                 return None
             link = self._new_link(
