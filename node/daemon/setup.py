@@ -21,9 +21,11 @@ from node.daemon.chain import Chain
 from node.daemon.config import NodeConfig
 from node.daemon.driver import ConsensusDriver
 from node.daemon.intake import TxIntake
+from node.daemon.membership import Membership
 from node.daemon.mempool import Mempool
 from node.daemon.reactors.blocksync import BlockSyncReactor
 from node.daemon.reactors.consensus import ConsensusReactor
+from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.links import Router, Sender, make_peer_manager
 from node.daemon.reactors.txgossip import TxGossipReactor
 from node.daemon.status import StatusReport
@@ -83,6 +85,7 @@ class Network:
 
     peers: PeerManager
     router: Router
+    directory: ValidatorDirectory
     consensus: ConsensusReactor
     gossip: TxGossipReactor
     sync: BlockSyncReactor
@@ -98,14 +101,27 @@ class Parts:
     intake: TxIntake
     status: StatusReport
     rpc: RpcServer
+    membership: Membership
 
 
-def needs_network(config: NodeConfig, genesis: Genesis) -> bool:
-    return len(genesis.validators) > 1 or bool(config.p2p.peers)
+def needs_network(config: NodeConfig, genesis: Genesis, chain: Chain) -> bool:
+    """A lone validator with no peers and no governance runs without p2p; any other node
+    listens (a chain with governors may gain validators)."""
+    validators = len(chain.epoch_for(chain.store.head.height + 1).validators)
+    return (
+        validators > 1
+        or bool(config.p2p.peers or config.p2p.allow)
+        or bool(genesis.governance.governors)
+    )
 
 
 def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -> Parts:
-    links = build_links(config, genesis, key, chain) if needs_network(config, genesis) else None
+    membership = Membership(config, chain, key)
+    links = (
+        build_links(config, genesis, key, chain, membership)
+        if needs_network(config, genesis, chain)
+        else None
+    )
     driver = ConsensusDriver(
         chain,
         key=key,
@@ -124,6 +140,10 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         gossip=network.gossip.gossip if network else None,
         wake_proposer=driver.wakeup_proposer,
     )
+    if network is not None:
+        heads = network.sync.peer_heads
+        membership.attach(network.peers, lambda: max(heads.values(), default=0), intake.submit)
+    chain.on_commit.append(membership.on_commit)
     status = StatusReport(
         name=config.node.name,
         public_key=key.public_key,
@@ -146,7 +166,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
     allow_topics(rpc.hub)
     hub = rpc.hub
     chain.on_commit.append(lambda committed: publish_commit(hub, committed))
-    return Parts(config, genesis, chain, driver, network, intake, status, rpc)
+    return Parts(config, genesis, chain, driver, network, intake, status, rpc, membership)
 
 
 @dataclass
@@ -155,17 +175,23 @@ class Links:
 
     peers: PeerManager
     counters: Counter[str]
+    directory: ValidatorDirectory
     consensus: ConsensusReactor
     sync: BlockSyncReactor
 
 
-def build_links(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -> Links:
+def build_links(
+    config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain, membership: Membership
+) -> Links:
     counters: Counter[str] = Counter()
-    peers = make_peer_manager(config, genesis, key)
+    peers = make_peer_manager(config, genesis.chain_id, membership.wanted_peers(), key)
     sender = Sender(peers, counters)
+    head = chain.store.head.height
+    directory = ValidatorDirectory(chain.epoch_for(head + 1).keys)
+    directory.update(chain.epoch_for(head + 1).keys, chain.epoch_for(head + 2).keys)
     consensus = ConsensusReactor(
         sender,
-        validator_ids=genesis.validator_keys,
+        directory=directory,
         own_id=key.public_key,
         max_block_bytes=genesis.consensus.max_block_bytes,
         counters=counters,
@@ -173,17 +199,17 @@ def build_links(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Ch
     sync = BlockSyncReactor(
         sender,
         chain=chain,
-        validator_ids=genesis.validator_keys,
+        directory=directory,
         max_frame_bytes=config.p2p.max_frame_bytes,
         counters=counters,
     )
-    return Links(peers, counters, consensus, sync)
+    return Links(peers, counters, directory, consensus, sync)
 
 
 def finish_network(links: Links, chain: Chain, driver: ConsensusDriver) -> Network:
     gossip = TxGossipReactor(
         links.peers,
-        validator_ids=chain.genesis.validator_keys,
+        directory=links.directory,
         admit=chain.submit_raw,
         on_accepted=driver.wakeup_proposer,
         stale_txs=chain.mempool.older_than,
@@ -200,7 +226,7 @@ def finish_network(links: Links, chain: Chain, driver: ConsensusDriver) -> Netwo
         },
         links.counters,
     )
-    return Network(links.peers, router, links.consensus, gossip, links.sync)
+    return Network(links.peers, router, links.directory, links.consensus, gossip, links.sync)
 
 
 def _nowhere(raw: bytes) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
 from consensus import CertificateError, CommitCertificate, verify_certificate
 from node.daemon.chain import Chain
+from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.inlet import Inlet
 from node.daemon.reactors.links import Sender
 from node.ledger import crypto
@@ -54,7 +55,7 @@ class BlockSyncReactor:
         sender: Sender,
         *,
         chain: Chain,
-        validator_ids: Sequence[bytes],
+        directory: ValidatorDirectory,
         max_frame_bytes: int,
         counters: Counter[str],
     ) -> None:
@@ -62,7 +63,7 @@ class BlockSyncReactor:
         self._peers = sender.peers
         self._chain = chain
         self._store = chain.store
-        self._validators = tuple(validator_ids)
+        self._directory = directory
         self._counters = counters
         self._apply: Apply | None = None
         self.inlet = Inlet(
@@ -96,7 +97,8 @@ class BlockSyncReactor:
 
     def request_blocks(self, from_height: int, peers: tuple[int, ...]) -> None:
         """The replica is behind (FetchBlocks): fetch from these validators first."""
-        self._hinted = tuple(self._validators[i] for i in peers if 0 <= i < len(self._validators))
+        keys = (self._directory.key_of(i) for i in peers)
+        self._hinted = tuple(k for k in keys if k is not None)
         self.sync_target = max(self.sync_target, from_height)
         self._wakeup.set()
 

@@ -4,11 +4,12 @@ validators' links ("c" frames). Only validators' links may send them."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.inlet import Inlet
 from node.daemon.reactors.links import Sender
 
@@ -21,14 +22,14 @@ class ConsensusReactor:
         self,
         sender: Sender,
         *,
-        validator_ids: Sequence[bytes],
+        directory: ValidatorDirectory,
         own_id: bytes,
         max_block_bytes: int,
         counters: Counter[str],
     ) -> None:
         self._sender = sender
-        self._validators = tuple(validator_ids)
-        self._own_id = own_id
+        self._directory = directory
+        self.own_id = own_id  # replaced when this validator's key rotates
         self._counters = counters
         # Two full proposals and their votes may wait per peer.
         self.inlet = Inlet(
@@ -42,19 +43,22 @@ class ConsensusReactor:
         raw = msg.get("m")
         if not isinstance(raw, bytes):
             self._counters["unknown_message"] += 1
-        elif peer not in self._validators:
+        elif peer not in self._directory.accepted:
             self._counters["consensus_from_non_validator"] += 1
         else:
             self.inlet.offer(peer, raw, len(raw))
 
     def send(self, to: int, raw: bytes) -> None:
-        if 0 <= to < len(self._validators):
-            self._sender.send(self._validators[to], {"t": "c", "m": raw})
+        peer = self._directory.key_of(to)
+        if peer is not None:
+            self._sender.send(peer, {"t": "c", "m": raw})
 
     def broadcast(self, raw: bytes) -> None:
         msg = {"t": "c", "m": raw}
-        for peer in self._validators:
-            if peer != self._own_id:
+        # To the next epoch's members too: at a boundary they may already need our votes'
+        # certificates, and a replica ignores what is not for its epoch.
+        for peer in sorted(self._directory.accepted):
+            if peer != self.own_id:
                 self._sender.send(peer, msg)
 
     async def run(

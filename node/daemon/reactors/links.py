@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,39 @@ log = logging.getLogger("chain.network")
 Offer = Callable[[bytes, dict[str, Any]], None]
 
 
-def make_peer_manager(config: NodeConfig, genesis: Genesis, key: SigningKey) -> PeerManager:
+PeerSet = tuple[dict[bytes, bytes], dict[bytes, tuple[str, int]]]  # (pins, dial targets)
+
+
+def peer_set(
+    config: NodeConfig,
+    validators: Sequence[dict[str, Any]],
+    candidates: Sequence[dict[str, Any]] = (),
+) -> PeerSet:
+    """Whom to pin and whom to dial: the validators given (the current epoch's and the one
+    scheduled next), candidates of passed additions (they connect as full nodes before they
+    join; pinned, not dialled), and the full nodes of [p2p] allow / peers."""
     allowed: dict[bytes, bytes] = {}
     dial: dict[bytes, tuple[str, int]] = {}
-    for i, v in enumerate(genesis.validators):
-        if not v.certificate:
-            raise ConfigError(f"genesis: validators[{i}] has no certificate")
-        allowed[v.public_key] = v.certificate.encode()
-        dial[v.public_key] = split_address(v.address, f"genesis: validators[{i}].address")
+    for v in validators:
+        if not v["certificate"]:
+            raise ConfigError(f"validator {v['name']!r} has no certificate (genesis or governance)")
+        allowed[v["public_key"]] = v["certificate"].encode()
+        dial[v["public_key"]] = split_address(v["address"], f"validator {v['name']!r} address")
+    for c in candidates:
+        allowed.setdefault(c["public_key"], c["certificate"].encode())
     for entry in config.p2p.allow:
         allowed[bytes.fromhex(entry)] = _peer_cert(config, entry)
     for entry in config.p2p.peers:
         pub_hex, _, address = entry.partition("@")
         allowed[bytes.fromhex(pub_hex)] = _peer_cert(config, pub_hex)
         dial[bytes.fromhex(pub_hex)] = split_address(address, f"{config.home}: [p2p] peers")
+    return allowed, dial
+
+
+def make_peer_manager(
+    config: NodeConfig, chain_id: str, peers: PeerSet, key: SigningKey
+) -> PeerManager:
+    allowed, dial = peers
     host, port = config.listen_host_port
     cert_pem = config.path(config.node.cert_file).read_bytes()
     if certificate_public_key(cert_pem) != key.public_key:
@@ -50,7 +69,7 @@ def make_peer_manager(config: NodeConfig, genesis: Genesis, key: SigningKey) -> 
         key_pem=private_key_pem(key.private_key),
         listen_host=host,
         listen_port=port,
-        chain_id=genesis.chain_id,
+        chain_id=chain_id,
         allowed=allowed,
         dial=dial,
         max_frame_bytes=config.p2p.max_frame_bytes,

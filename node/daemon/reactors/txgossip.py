@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import trio
 
+from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.inlet import Inlet
 from node.ledger import crypto
 from node.ledger.tx import Transaction
@@ -48,14 +49,14 @@ class TxGossipReactor:
         self,
         peers: PeerManager,
         *,
-        validator_ids: Sequence[bytes],
+        directory: ValidatorDirectory,
         admit: Admit,
         on_accepted: Callable[[], None],
         stale_txs: StaleTxs,
         counters: Counter[str],
     ) -> None:
         self._peers = peers
-        self._validators = frozenset(validator_ids)
+        self._directory = directory
         self._admit = admit
         self._on_accepted = on_accepted
         self._stale_txs = stale_txs
@@ -107,7 +108,7 @@ class TxGossipReactor:
             self._counters["gossip_txs_refused"] += len(fresh) - len(accepted)
             if accepted:
                 self._on_accepted()
-            if accepted and peer not in self._validators:
+            if accepted and peer not in self._directory.accepted:
                 # From a full node: pass on to the validators (they form a full mesh).
                 self._relay(accepted, exclude=peer)
 

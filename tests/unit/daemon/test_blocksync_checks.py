@@ -15,6 +15,7 @@ from consensus import CommitCertificate, vote_signing_bytes
 from node.daemon.chain import Chain
 from node.daemon.mempool import Mempool
 from node.daemon.reactors.blocksync import BlockSyncReactor
+from node.daemon.reactors.directory import ValidatorDirectory
 from node.ledger import crypto, encoding
 from node.ledger.block import Block, BlockHeader
 from node.ledger.genesis import AccountInfo, Genesis, ValidatorInfo, compute_hash
@@ -62,7 +63,7 @@ def _setup(tmp_path: Path) -> tuple[Chain, crypto.SigningKey, BlockSyncReactor, 
     reactor = BlockSyncReactor(
         _Sender(),
         chain=chain,
-        validator_ids=genesis.validator_keys,
+        directory=ValidatorDirectory(genesis.validator_keys),
         max_frame_bytes=1 << 24,
         counters=Counter(),
     )
