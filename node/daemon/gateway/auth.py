@@ -117,6 +117,10 @@ class Authenticator:
             return unauthenticated(f"certificate serial {serial} is revoked; ask for a new one")
         entry = self._by_serial.get(serial)
         if entry is None:
+            # Only a certificate our CA signed gets here (TLS verified it): one just issued.
+            self.reload(force=True)
+            entry = self._by_serial.get(serial)
+        if entry is None:
             return unauthenticated(f"certificate serial {serial} is not in this gateway's register")
         return self._credential(entry, serial)
 
