@@ -1,7 +1,8 @@
 """`chain`: one command with subcommands, the parser built from one module per command group.
 
     node_cmds  keygen, init, start              testnet  testnet up|down|status|logs|kill|start
-    query      status, tx, block                apps     item, notarize, record, account
+    query      status, tx, block, doctor        apps     item, notarize, record, account
+    gateway    gateway init|issue-client|issue-token|revoke|list
     proofs     receipt, prove, verify, item export, notarize --verify
     common     what they share: errors, output, client options
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from node.cli import apps, node_cmds, proofs, query, testnet
+from node.cli import apps, gateway, node_cmds, proofs, query, testnet
 from node.cli.common import examples, run_command
 
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     proofs.add_notarize_verify_options(notarize)
     apps.add_record_commands(sub)
     apps.add_account_commands(sub)
+    gateway.add_gateway_commands(sub)
     return parser
 
 
