@@ -221,6 +221,10 @@ class Diagnosis:
             "clock_offsets_ms": self.clock_offsets(),
             "waiting": waiting,
             "peers_connected": s.get("peers"),
+            "validators_reachable": sum(
+                1 for k in self._keys if peers.get(k.hex(), {}).get("connected")
+            )
+            + (1 if me is not None else 0),
             "quorum": consensus.get("quorum"),
         }
         report["verdict"], report["explanation"] = self._explain(report)
@@ -264,9 +268,13 @@ class Diagnosis:
                 f"{last['leader_before']} because {'; '.join(last['reasons'])}"
             )
         quorum = r["quorum"] or 1
-        if (r["peers_connected"] or 0) + 1 < quorum:
-            lines.append(
-                f"connected to {r['peers_connected']} peers; a quorum needs {quorum} validators"
+        if r["validators_reachable"] < quorum and len(self._keys) > 1:
+            verdict = "stalled"
+            lines.insert(
+                0,
+                f"cannot commit: {r['validators_reachable']} of {len(self._keys)} validators "
+                f"reachable (this node included) and a quorum needs {quorum}; check the links "
+                "to the others (`chain status`, peers_list) and that they run",
             )
         waiting = r["waiting"]
         if waiting["blocked_by_nonce_gap"]:
