@@ -147,6 +147,19 @@ class ReplicaBase:
             "counters": {key: self._counters[key] for key in sorted(self._counters)},
         }
 
+    def slot_votes(self) -> dict[str, object]:
+        """Who has voted for the height in flight in the current view, by phase, and how long
+        (in ticks) that slot has been open. Read-only; for diagnostics (`chain doctor`)."""
+        slot = self._slot
+        return {
+            "height": slot.height,
+            "view": slot.view,
+            "age_ticks": self._now - slot.started_tick,
+            "proposal": slot.proposal is not None or slot.pending is not None,
+            "prepares": sorted(slot.prepares),
+            "commits": sorted(slot.commits),
+        }
+
     def log_bounds(self) -> dict[str, int]:
         """Upper bounds of the log sizes in status()["log"] (the simulator checks them)."""
         n = self._n

@@ -43,7 +43,12 @@ def chain(*args: str, timeout_s: float = 180.0) -> str:
 
 
 def bench_testnet(
-    directory: Path | None, validators: int, *, keep: bool = False, prefix: str = "bench"
+    directory: Path | None,
+    validators: int,
+    *,
+    keep: bool = False,
+    prefix: str = "bench",
+    gateway: bool = False,
 ) -> LocalTestnet:
     """node.testnet's LocalTestnet (what `chain testnet up` runs) for a benchmark: in
     `directory`, or in a fresh temporary one when None, on free ports and with production
@@ -54,6 +59,7 @@ def bench_testnet(
         remove_on_down=not keep,
         prefix=prefix,
         rpc_timeout_s=RPC_TIMEOUT_S,
+        gateway=gateway,
     )
 
 

@@ -29,6 +29,21 @@ from node.ledger import crypto
 from node.rpc.client_common import RpcCallError, RpcTransportError
 
 MAX_BATCH = 2000  # per tx_submit_batch call (the node accepts up to 5000)
+# "socket" or "gateway": which transport the load goes through (scripts/bench --via).
+SUBMIT_VIA = {"transport": "socket"}
+
+
+def submit_client(net: LocalTestnet, node: int) -> Any:
+    """The client the load is submitted with: the control socket, or the node's HTTPS
+    gateway (tx_submit_batch over POST, an admin client certificate)."""
+    if SUBMIT_VIA["transport"] == "gateway":
+        from node.rpc.gateway_client import GatewayCredentials, HttpRpcClient
+
+        creds = GatewayCredentials.from_dir(net.gateway_credentials_dir(node, "admin"))
+        return HttpRpcClient(net.gateway_url(node), creds, timeout_s=60.0)
+    return net.rpc(node)
+
+
 SEND_TICK_S = 0.005
 SLICE_S = 5.0
 DRAIN_TIMEOUT_S = 60.0
@@ -150,7 +165,7 @@ def open_loop(
 
     def sender(node: int) -> None:
         items = plan[node]
-        with net.rpc(node) as rpc:
+        with submit_client(net, node) as rpc:
             k = 0
             while k < len(items):
                 now = time.monotonic()
@@ -303,7 +318,7 @@ def saturate(
 
     def sender(node: int) -> None:
         stream = cursor.streams[node]
-        with net.rpc(node) as rpc:
+        with submit_client(net, node) as rpc:
             while time.monotonic() < t_end:
                 with lock:
                     outstanding = sum(sent) - watcher.committed_on_all(time.monotonic())

@@ -10,7 +10,18 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from node.cli.common import CliError, account, client_opts, kv, out, rpc, send, subcommand
+from node.cli.common import (
+    AccountNames,
+    CliError,
+    account,
+    client_opts,
+    iso_ms,
+    kv,
+    out,
+    rpc,
+    send,
+    subcommand,
+)
 from node.cli.proofs import verify_notarized
 
 # --- item ---------------------------------------------------------------------------------------
@@ -44,17 +55,22 @@ def cmd_item_event(args: argparse.Namespace) -> int:
 
 
 def cmd_item_history(args: argparse.Namespace) -> int:
-    r = rpc(args).call("item_history", {"item": args.item})
+    client = rpc(args)
+    r = client.call("item_history", {"item": args.item})
+    name = AccountNames(client)
 
     def human(r: dict[str, Any]) -> str:
-        lines = [f"item {r['item']} — custodian {r['custodian'][:16]}…"]
+        lines = [f"item {r['item']} — custodian {name(r['custodian'])}"]
         for s in r["steps"]:
             detail = {
-                "register": lambda s: f"registered by {s['by'][:16]}…",
-                "transfer": lambda s: f"custody {s['from'][:12]}… -> {s['to'][:12]}…",
-                "event": lambda s: f"{s['event']} at {s.get('location') or '-'}",
+                "register": lambda s: f"registered by {name(s['by'])}",
+                "transfer": lambda s: f"custody {name(s['from'])} -> {name(s['to'])}",
+                "event": lambda s: (
+                    f"{s['event']} at {s.get('location') or '-'} by {name(s.get('by'))}"
+                ),
             }[s["kind"]](s)
-            lines.append(f"  #{s['seq']} height {s['height']}: {detail}")
+            when = iso_ms(s.get("timestamp_ms"))
+            lines.append(f"  #{s['seq']} {when} height {s['height']}: {detail}")
         return "\n".join(lines)
 
     out(args, r, human)

@@ -20,8 +20,8 @@ from node.ledger.genesis import ConfigError
 from node.testnet.homes import TestnetError
 
 if TYPE_CHECKING:
+    from node.client.connect import Client
     from node.client.wallet import Wallet
-    from node.rpc.client import RpcClient
 
 DEFAULT_SOCKET = "testnet/node0/control.sock"
 DEFAULT_KEY = "testnet/accounts/admin.key"
@@ -37,7 +37,7 @@ def run_command(func: Command, args: argparse.Namespace) -> int:
     """Run a subcommand: its exit status, or 1 with `error: ...` on stderr for every failure
     a person can act on (bad input, no node at the socket, an RPC error, a missing file),
     130 on Ctrl-C. Anything else is a bug and keeps its traceback."""
-    from node.rpc.client import NoNodeError, RpcCallError
+    from node.rpc.client import NoNodeError, RpcCallError, RpcTransportError
 
     try:
         return int(func(args) or 0)
@@ -47,6 +47,7 @@ def run_command(func: Command, args: argparse.Namespace) -> int:
         crypto.KeyFileError,
         NoNodeError,
         RpcCallError,
+        RpcTransportError,
         TestnetError,
         OSError,
     ) as exc:
@@ -82,10 +83,51 @@ def tx_line(r: dict[str, Any]) -> str:
 # --- talking to a node --------------------------------------------------------------------------
 
 
-def rpc(args: argparse.Namespace) -> RpcClient:
-    from node.rpc.client import RpcClient
+def rpc(args: argparse.Namespace) -> Client:
+    """The node client (node.client.connect): --gateway URL when given, else --socket."""
+    from node.client.connect import Client, GatewayCredentials
 
-    return RpcClient(Path(args.socket), timeout_s=args.timeout)
+    gateway = getattr(args, "gateway", None)
+    if gateway:
+        credentials_dir = getattr(args, "credentials", None)
+        token = getattr(args, "token", None) or None
+        if credentials_dir:
+            credentials = GatewayCredentials.from_dir(credentials_dir, token=token)
+        else:
+            credentials = GatewayCredentials(token=token)
+        return Client(gateway, credentials=credentials, timeout_s=args.timeout)
+    return Client(Path(args.socket), timeout_s=args.timeout)
+
+
+def iso_ms(ms: int | None) -> str:
+    """A chain time (milliseconds since the epoch) as ISO 8601 UTC, as a person reads it."""
+    if ms is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+class AccountNames:
+    """Public keys (hex) to the names the chain knows for them (account_get's `name`),
+    looked up once each; a key without a name shows as its first 16 hex characters."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, key_hex: str | None) -> str:
+        if not key_hex:
+            return "-"
+        if key_hex not in self._cache:
+            name = None
+            try:
+                name = self._client.call("account_get", {"account": key_hex}).get("name")
+            except Exception:
+                name = None
+            self._cache[key_hex] = str(name) if name else key_hex[:16] + "…"
+        return self._cache[key_hex]
 
 
 def wallet(args: argparse.Namespace) -> Wallet:
@@ -163,6 +205,22 @@ def client_opts(p: argparse.ArgumentParser, *, key: bool = False, send: bool = F
         "--socket",
         default=os.environ.get("CHAIN_SOCKET", DEFAULT_SOCKET),
         help=f"node control socket (default $CHAIN_SOCKET or {DEFAULT_SOCKET})",
+    )
+    p.add_argument(
+        "--gateway",
+        default=os.environ.get("CHAIN_GATEWAY"),
+        help="talk to a node's HTTPS gateway instead, e.g. https://node0:8443 ($CHAIN_GATEWAY)",
+    )
+    p.add_argument(
+        "--credentials",
+        default=os.environ.get("CHAIN_CREDENTIALS"),
+        help="with --gateway: the directory `chain gateway issue-client` wrote "
+        "($CHAIN_CREDENTIALS)",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("CHAIN_TOKEN"),
+        help="with --gateway: a bearer token instead of a certificate ($CHAIN_TOKEN)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")

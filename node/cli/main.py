@@ -1,7 +1,8 @@
 """`chain`: one command with subcommands, the parser built from one module per command group.
 
     node_cmds  keygen, init, start              testnet  testnet up|down|status|logs|kill|start
-    query      status, tx, block                apps     item, notarize, record, account
+    query      status, tx, block, doctor        apps     item, notarize, record, account
+    gateway    gateway init|issue-client|issue-token|revoke|list
     proofs     receipt, prove, verify, item export, notarize --verify
     gov        gov propose|vote|list|show, validators, account rotate
     common     what they share: errors, output, client options
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from node.cli import apps, gov, node_cmds, proofs, query, testnet
+from node.cli import apps, gateway, gov, node_cmds, proofs, query, testnet
 from node.cli.common import examples, run_command
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts = apps.add_account_commands(sub)
     gov.add_account_rotate_command(accounts)
     gov.add_gov_commands(sub)
+    gateway.add_gateway_commands(sub)
     return parser
 
 

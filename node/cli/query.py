@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from node.cli.common import CliError, client_opts, out, rpc, subcommand, tx_line
+from node.cli.common import CliError, client_opts, iso_ms, out, rpc, subcommand, tx_line
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -47,7 +47,8 @@ def cmd_block_show(args: argparse.Namespace) -> int:
             params["height"] = int(args.which)
         else:
             raise CliError(f"{args.which!r} is not a height, a 64-hex block hash or `latest`")
-    b = rpc(args).call("block_get", params)
+    client = rpc(args)
+    b = client.call("block_get", params)
 
     def human(b: dict[str, Any]) -> str:
         if b.get("genesis"):
@@ -55,14 +56,40 @@ def cmd_block_show(args: argparse.Namespace) -> int:
         h = b["header"]
         cert = b.get("certificate") or {}
         signers = ", ".join(s["name"] for s in cert.get("signatures", []))
+        validators: Any = client.call("validators_list")
+        names = {v["index"]: v["name"] for v in validators}
+        proposer = names.get(h["proposer"], f"validator {h['proposer']}")
         return (
-            f"block {b['height']} hash {b['hash']}\n  time {h['timestamp_ms']} view {h['view']} "
-            f"proposer {h['proposer']} txs {h['tx_count']}\n  state_root {h['state_root']}\n"
-            f"  signed by: {signers}"
+            f"block {b['height']} hash {b['hash']}\n  time {iso_ms(h['timestamp_ms'])} "
+            f"view {h['view']} proposer {proposer} txs {h['tx_count']}\n"
+            f"  state_root {h['state_root']}\n  signed by: {signers}"
         )
 
     out(args, b, human)
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    r: Any = rpc(args).call("node_diagnose")
+
+    def human(r: dict[str, Any]) -> str:
+        lines = [f"{r['node']}: {r['verdict']} at height {r['height']}, view {r['view']}"]
+        lines += [f"  - {line}" for line in r["explanation"]]
+        votes = r["votes"]
+        lines.append(
+            f"  round in flight: height {votes['height']} view {votes['view']}, open "
+            f"{votes['age_ms'] / 1000:.1f} s, proposal {'yes' if votes['proposal'] else 'no'}"
+        )
+        leader = r["leader"]
+        lines.append(f"  leader: {leader['name']} ({leader['link']['state']})")
+        for name, clock in r["clock_offsets_ms"].items():
+            lines.append(f"  clock: {name}'s block times {clock['max_ms']:+d} ms from ours")
+        for tx in r["waiting"]["shown"][:5]:
+            lines.append(f"  waiting: {tx['tx_id'][:16]}… from {tx['sender']}: {tx['why']}")
+        return "\n".join(lines)
+
+    out(args, r, human)
+    return 0 if r["verdict"] == "committing" else 1
 
 
 def add_query_commands(sub: Any) -> None:
@@ -101,5 +128,15 @@ def add_query_commands(sub: Any) -> None:
         cmd_block_show,
     )
     p.add_argument("which", nargs="?", default="latest")
+    client_opts(p)
     p.add_argument("--txs", action="store_true", help="include the transactions")
+
+    p = subcommand(
+        sub,
+        "doctor",
+        "explain why the chain is not committing or is slow (node_diagnose); exit 1 unless "
+        "it commits normally",
+        "chain doctor --socket testnet/node1/control.sock",
+        cmd_doctor,
+    )
     client_opts(p)

@@ -31,6 +31,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         base_port=args.base_port,
         chain_id=args.chain_id,
         tick_ms=args.tick_ms,
+        gateway=args.gateway,
     )
     if args.fresh:
         net.wipe()
@@ -54,6 +55,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"(socket {net.dir}/node0/control.sock, key {net.dir}/accounts/admin.key)",
         flush=True,
     )
+    if net.gateway and net.exists():
+        print(
+            f"gateways on: {net.gateway_url(0)} (explorer {net.gateway_url(0)}/explorer/), "
+            f"credentials in {net.gateway_clients_dir()}/<node>/<role>",
+            flush=True,
+        )
     if args.detach:
         return 0
     return _watch(net, args)
@@ -145,6 +152,11 @@ def add_testnet_commands(sub: Any) -> None:
     p.add_argument("--tick-ms", type=int, default=0, dest="tick_ms", help=argparse.SUPPRESS)
     p.add_argument("--fresh", action="store_true", help="wipe --dir first")
     p.add_argument("--demo", action="store_true", help="run a traceability/notary workload")
+    p.add_argument(
+        "--gateway",
+        action="store_true",
+        help="a new testnet: enable each node's HTTPS gateway and issue client certificates",
+    )
     p.add_argument("--detach", action="store_true", help="return once committing; stop with `down`")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     p = subcommand(tsub, "down", "stop every node of the testnet", "chain testnet down", cmd_down)

@@ -1,18 +1,19 @@
-"""Signing and sending transactions over the control socket (used by the CLI and tests)."""
+"""Signing and sending transactions over the control socket or the gateway (used by the CLI
+and tests). The account key stays here, on the caller's side: no node ever holds it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from node.client.connect import Caller, with_backpressure
 from node.ledger import crypto
 from node.ledger.tx import Transaction, make_tx
-from node.rpc.client import RpcClient
 
 
 class Wallet:
     """One account's key plus a node connection; tracks the next nonce locally."""
 
-    def __init__(self, rpc: RpcClient, key: crypto.SigningKey, chain_id: str | None = None) -> None:
+    def __init__(self, rpc: Caller, key: crypto.SigningKey, chain_id: str | None = None) -> None:
         self.rpc = rpc
         self.key = key
         self.chain_id = chain_id or str(rpc.call("node_status")["chain_id"])  # type: ignore[index]
@@ -33,9 +34,12 @@ class Wallet:
     def sign(self, tx_type: str, args: dict[str, Any]) -> Transaction:
         return make_tx(self.key, self.chain_id, self.next_nonce(), tx_type, args)
 
-    def submit(self, tx: Transaction) -> str:
-        result = self.rpc.call("tx_submit", {"tx": tx.raw.hex()})
-        return str(result["tx_id"])  # type: ignore[index]
+    def submit(self, tx: Transaction, backpressure_s: float = 30.0) -> str:
+        """Submit; waits out "mempool full" back-pressure for up to `backpressure_s`."""
+        result: Any = with_backpressure(
+            lambda: self.rpc.call("tx_submit", {"tx": tx.raw.hex()}), backpressure_s
+        )
+        return str(result["tx_id"])
 
     def send(
         self, tx_type: str, args: dict[str, Any], *, wait: bool = True, timeout_ms: int = 30_000

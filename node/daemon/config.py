@@ -21,6 +21,8 @@ class NodeSection:
     genesis_file: str = "genesis.toml"
     data_dir: str = "data"
     log_level: str = "info"
+    # "text" for people, "json" for log shippers: one JSON object per line.
+    log_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,35 @@ class RpcSection:
     socket: str = "control.sock"
     max_connections: int = 64
     max_line_bytes: int = 8 * 1024 * 1024
+    # A request line must be complete this long after its first byte (slow-loris guard).
+    line_timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    """The HTTPS gateway (docs/GATEWAY.md): off by default; TLS always (its CA, server
+    certificate and credential register live in <home>/gateway, see `chain gateway`)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:8443"
+    max_connections: int = 256
+    max_connections_per_ip: int = 32
+    # Concurrent HTTP requests plus open WebSockets of one credential.
+    max_in_flight_per_client: int = 16
+    handshake_timeout_ms: int = 5000
+    # The request head must arrive within this; it is also how long a kept-alive
+    # connection may idle between requests.
+    header_timeout_ms: int = 5000
+    body_timeout_ms: int = 10_000
+    write_timeout_ms: int = 10_000
+    # A WebSocket with no subscription that sends nothing for this long is closed.
+    ws_idle_timeout_ms: int = 60_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    # Requests per second per credential, by role (a credential may carry its own rate).
+    rate_read: int = 50
+    rate_submit: int = 200
+    rate_admin: int = 1000
+    explorer: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +94,7 @@ class NodeConfig:
     node: NodeSection = field(default_factory=NodeSection)
     p2p: P2PSection = field(default_factory=P2PSection)
     rpc: RpcSection = field(default_factory=RpcSection)
+    gateway: GatewaySection = field(default_factory=GatewaySection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
     storage: StorageSection = field(default_factory=StorageSection)
 
@@ -90,6 +122,7 @@ SECTIONS = {
     "node": NodeSection,
     "p2p": P2PSection,
     "rpc": RpcSection,
+    "gateway": GatewaySection,
     "mempool": MempoolSection,
     "storage": StorageSection,
 }
@@ -143,6 +176,9 @@ def load_config(home: Path) -> NodeConfig:
     if config.node.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{path}: [node] log_level must be debug, info, warning or error")
     config.listen_host_port  # noqa: B018 - validates the address
+    if config.node.log_format not in ("text", "json"):
+        raise ConfigError(f"{path}: [node] log_format must be text or json")
+    split_address(config.gateway.listen, f"{path}: [gateway] listen")
     sock = str(config.socket_path.absolute())
     if len(sock.encode()) >= MAX_SOCKET_PATH_BYTES:
         raise ConfigError(

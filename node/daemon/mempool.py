@@ -232,6 +232,23 @@ class Mempool:
                 return self._clock_ms() - entry.added_ms
         return 0
 
+    def waiting(self, limit: int) -> list[tuple[Transaction, int, int]]:
+        """Up to `limit` of the oldest pending transactions with their age in ms and the
+        nonce their sender must use next (read-only; for `chain doctor`): a nonce above it is
+        a gap no leader can propose across."""
+        out: list[tuple[Transaction, int, int]] = []
+        expected: dict[bytes, int] = {}
+        now = self._clock_ms()
+        for entry in self._by_id.values():  # arrival order: oldest first
+            if len(out) >= limit:
+                break
+            sender = entry.tx.sender
+            if sender not in expected:
+                account = self._account_of(sender)
+                expected[sender] = (account["nonce"] if account else 0) + 1
+            out.append((entry.tx, now - entry.added_ms, expected[sender]))
+        return out
+
     def oldest_age_ms(self) -> int:
         for entry in self._by_id.values():
             return self._clock_ms() - entry.added_ms

@@ -9,8 +9,10 @@ socket and exits 0.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,29 @@ from node.ledger.genesis import Genesis, load_genesis
 log = logging.getLogger("chain.node")
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line ([node] log_format = "json"), for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 class Node:
@@ -59,6 +79,9 @@ class Node:
                 await nursery.start(parts.membership.run)
                 await nursery.start(parts.driver.run_ticker)
                 await nursery.start(parts.driver.run_proposer)
+                await nursery.start(parts.diagnosis.run)
+                if parts.gateway is not None:
+                    await nursery.start(parts.gateway.run)
                 log.info(
                     "node %s started: chain %s, height %d, validator %s, socket %s",
                     self.config.node.name,
@@ -75,7 +98,7 @@ class Node:
 async def serve(home: Path | str, log_level: str | None = None) -> int:
     """Run a node until SIGINT/SIGTERM; exit status 0 on a clean stop, 2 when it halted."""
     node = Node.from_home(home)
-    setup_logging(log_level or node.config.node.log_level)
+    setup_logging(log_level or node.config.node.log_level, node.config.node.log_format)
     halted: str | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:

@@ -7,11 +7,14 @@ Wiring at a glance (arrows: "is given"):
   reactors   <- the peer manager (links), the chain (block sync), the intake (tx gossip)
   intake     <- chain, tx gossip, the driver's wake-up
   api        <- chain, intake.submit, status report
+  observe    <- status report, chain, driver (metrics, health, node_diagnose)
+  gateway    <- the RPC server (its one method registry), metrics, health
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -20,9 +23,13 @@ from node.daemon.api.methods import HANDLER_TIMEOUT_S, Api
 from node.daemon.chain import Chain
 from node.daemon.config import NodeConfig
 from node.daemon.driver import ConsensusDriver
+from node.daemon.gateway.server import Gateway
 from node.daemon.intake import TxIntake
 from node.daemon.membership import Membership
 from node.daemon.mempool import Mempool
+from node.daemon.observe.diagnose import Diagnosis
+from node.daemon.observe.health import Health
+from node.daemon.observe.metrics import Metrics
 from node.daemon.reactors.blocksync import BlockSyncReactor
 from node.daemon.reactors.consensus import ConsensusReactor
 from node.daemon.reactors.directory import ValidatorDirectory
@@ -102,6 +109,9 @@ class Parts:
     status: StatusReport
     rpc: RpcServer
     membership: Membership
+    diagnosis: Diagnosis
+    metrics: Metrics
+    gateway: Gateway | None
 
 
 def needs_network(config: NodeConfig, genesis: Genesis, chain: Chain) -> bool:
@@ -157,6 +167,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         config.socket_path,
         max_line_bytes=config.rpc.max_line_bytes,
         max_connections=config.rpc.max_connections,
+        line_timeout_s=config.rpc.line_timeout_ms / 1000,
         handler_timeout_s=HANDLER_TIMEOUT_S,
         subscriber_queue=SUBSCRIBER_QUEUE,
     )
@@ -166,7 +177,45 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
     allow_topics(rpc.hub)
     hub = rpc.hub
     chain.on_commit.append(lambda committed: publish_commit(hub, committed))
-    return Parts(config, genesis, chain, driver, network, intake, status, rpc, membership)
+    diagnosis, metrics, health = build_observe(genesis, key, chain, driver, status, rpc)
+    gateway = None
+    if config.gateway.enabled:
+        gateway = Gateway(config.home, config.gateway, rpc, metrics=metrics, health=health)
+    return Parts(
+        config,
+        genesis,
+        chain,
+        driver,
+        network,
+        intake,
+        status,
+        rpc,
+        membership,
+        diagnosis,
+        metrics,
+        gateway,
+    )
+
+
+def build_observe(
+    genesis: Genesis,
+    key: SigningKey,
+    chain: Chain,
+    driver: ConsensusDriver,
+    status: StatusReport,
+    rpc: RpcServer,
+) -> tuple[Diagnosis, Metrics, Health]:
+    """Metrics, health checks and node_diagnose (registered in the one method registry, so
+    the control socket and the gateway both carry it)."""
+    diagnosis = Diagnosis(chain=chain, driver=driver, status=status, genesis=genesis)
+    chain.on_commit.append(diagnosis.on_commit)
+    rpc.method("node_diagnose", diagnosis.rpc_node_diagnose, params=())
+    health = Health(status=status, chain=chain, own_key=key.public_key)
+    metrics = Metrics(
+        status=status, chain=chain, health=health, diagnosis=diagnosis, rpc_stats=rpc.statistics
+    )
+    chain.on_commit.append(lambda committed: metrics.on_commit(committed, time.monotonic()))
+    return diagnosis, metrics, health
 
 
 @dataclass

@@ -13,12 +13,12 @@ the server still answers one line at a time per connection.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import trio
 
@@ -138,7 +138,11 @@ class AsyncRpcClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         subscription_buffer: int = DEFAULT_SUBSCRIPTION_BUFFER,
+        stream_factory: Callable[[], Awaitable[trio.abc.Stream]] | None = None,
     ) -> None:
+        """`stream_factory`, when given, opens the line-framed stream to use instead of the
+        Unix socket at `socket_path` (the gateway's WebSocket: gateway_client's
+        open_websocket_stream); `socket_path` then only names it in messages."""
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be a positive number, got {timeout_s!r}")
         self.socket_path = Path(socket_path)
@@ -151,7 +155,8 @@ class AsyncRpcClient:
         self._subscriptions: dict[int, ClientSubscription] = {}
         self._next_id = 1
         self._send_lock = trio.Lock()
-        self._stream: trio.SocketStream | None = None
+        self._stream_factory = stream_factory
+        self._stream: Any = None
         self._nursery: trio.Nursery | None = None
         self._exit_stack = AsyncExitStack()
         self._broken: RpcTransportError | None = None
@@ -162,10 +167,13 @@ class AsyncRpcClient:
         return self._stream is not None and self._broken is None
 
     async def __aenter__(self) -> AsyncRpcClient:
-        try:
-            self._stream = await trio.open_unix_socket(socket_path_text(self.socket_path))
-        except OSError as error:
-            raise connect_error(self.socket_path, error, self._hint) from None
+        if self._stream_factory is not None:
+            self._stream = await self._stream_factory()
+        else:
+            try:
+                self._stream = await trio.open_unix_socket(socket_path_text(self.socket_path))
+            except OSError as error:
+                raise connect_error(self.socket_path, error, self._hint) from None
         await self._exit_stack.__aenter__()
         self._nursery = await self._exit_stack.enter_async_context(trio.open_nursery())
         self._nursery.start_soon(self._read_loop)

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from node.rpc.async_client import AsyncRpcClient, ClientSubscription
 from node.rpc.client_common import (
@@ -54,7 +54,11 @@ class RpcClient:
         hint: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
+        connection: Any = None,
     ) -> None:
+        """`connection`, when given, is an open socket-like object (settimeout, sendall,
+        recv, close) to use instead of connecting to `socket_path`: the gateway's WebSocket
+        (node.rpc.gateway_client.WebSocketLines); `socket_path` then only names it."""
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be a positive number, got {timeout_s!r}")
         self.socket_path = Path(socket_path)
@@ -67,6 +71,9 @@ class RpcClient:
         self._notifications: deque[Notification] = deque(maxlen=max_queued_notifications)
         self.notifications_discarded = 0
         self.late_answers_dropped = 0
+        if connection is not None:
+            self._socket = connection
+            return
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._socket.settimeout(timeout_s)

@@ -8,14 +8,21 @@ deadline leaves half a line on the wire, which is why the connection is then clo
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
-from node.rpc.errors import INVALID_REQUEST, SUBSCRIBER_DROPPED, TOO_MANY_SUBSCRIPTIONS, RpcError
+from node.rpc.errors import (
+    INVALID_REQUEST,
+    LINE_TIMEOUT,
+    SUBSCRIBER_DROPPED,
+    TOO_MANY_SUBSCRIPTIONS,
+    RpcError,
+)
 from node.rpc.hub import Subscription, SubscriptionHub
 from node.rpc.protocol import (
     DecodedLine,
@@ -43,6 +50,9 @@ class ConnectionLimits:
     max_depth: int
     max_subscriptions: int
     write_timeout_s: float
+    # A line that has begun must end within this long: 64 clients that each send half a
+    # line must not hold every connection slot (a slow-loris on the control socket).
+    line_timeout_s: float = math.inf
 
 
 @dataclass(slots=True)
@@ -54,11 +64,41 @@ class ServerCounters:
     notifications_received: int = 0
     batches: int = 0
     lines_too_long: int = 0
+    lines_too_slow: int = 0
     write_timeouts: int = 0
     errors_by_code: Counter[int] = field(default_factory=Counter)
 
     def count_error(self, code: int) -> None:
         self.errors_by_code[code] += 1
+
+
+class Gate(Protocol):
+    """Who may call what, and how often: the gateway gives each of its sessions one (the
+    control socket has none: whoever can open it is the operator)."""
+
+    def admit(self, methods: Sequence[str]) -> RpcError | None:
+        """Before a line (a request or a batch of `methods`) runs: None, or the error that
+        refuses the whole line (a rate limit)."""
+        ...
+
+    def allows(self, method: str) -> RpcError | None:
+        """Before one registered method runs: None, or the error that refuses it (a role)."""
+        ...
+
+
+class Session(Protocol):
+    """What a call runs in: a connection that can carry pushes, or a one-shot HTTP request
+    that cannot."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def gate(self) -> Gate | None: ...
+
+    def open_subscription(self, topic: str) -> Subscription: ...
+
+    def close_subscription(self, subscription_id: int) -> bool: ...
 
 
 LineAnswerer = Callable[["Connection", DecodedLine], Awaitable[str | None]]
@@ -75,8 +115,10 @@ class Connection:
         limits: ConnectionLimits,
         counters: ServerCounters,
         answer_line: LineAnswerer,
+        gate: Gate | None = None,
     ) -> None:
         self.id = connection_id
+        self.gate = gate
         self._stream = stream
         self._hub = hub
         self._limits = limits
@@ -86,6 +128,10 @@ class Connection:
         self._subscriptions: dict[int, Subscription] = {}
         self._awaiting_activation: list[Subscription] = []
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subscriptions)
 
     async def serve(self) -> None:
         try:
@@ -118,6 +164,7 @@ class Connection:
 
     async def _read_lines(self) -> None:
         buffer = LineBuffer(self._limits.max_line_bytes)
+        line_started: float | None = None  # when the line now being assembled began
         while True:  # one pass per line or chunk; ends at EOF, on error or on cancellation
             try:
                 line = buffer.next_line()
@@ -125,15 +172,28 @@ class Connection:
                 await self._reject_long_line(error)
                 return
             if line is None:
-                data = await self._stream.receive_some(RECEIVE_CHUNK_BYTES)
+                if buffer.pending_bytes() == 0:
+                    line_started = None
+                elif line_started is None:
+                    line_started = trio.current_time()
+                deadline = (
+                    math.inf if line_started is None else line_started + self._limits.line_timeout_s
+                )
+                with trio.move_on_at(deadline) as scope:
+                    data = await self._stream.receive_some(RECEIVE_CHUNK_BYTES)
+                if scope.cancelled_caught:
+                    await self._reject_slow_line()
+                    return
                 if not data:
                     last = buffer.take_remainder()  # a final line without "\n" is still served
                     if not is_blank(last):
                         await self._serve_line(last)
                     return
                 buffer.feed(data)
-            elif not is_blank(line):
-                await self._serve_line(line)
+            else:
+                line_started = None
+                if not is_blank(line):
+                    await self._serve_line(line)
 
     async def _serve_line(self, line: bytes) -> None:
         self._counters.lines += 1
@@ -157,6 +217,17 @@ class Connection:
             "(send smaller requests, one per line)"
         )
         reply = error_object(INVALID_REQUEST, message, {"max_line_bytes": error.limit_bytes})
+        await self.send_line((dump_json(error_response(None, reply)) + "\n").encode("ascii"))
+
+    async def _reject_slow_line(self) -> None:
+        self._counters.lines_too_slow += 1
+        self._counters.count_error(LINE_TIMEOUT)
+        limit_s = self._limits.line_timeout_s
+        message = (
+            f"request line not completed within {limit_s:g} s; the connection is closed "
+            "(send each request as one whole line)"
+        )
+        reply = error_object(LINE_TIMEOUT, message, {"line_timeout_s": limit_s})
         await self.send_line((dump_json(error_response(None, reply)) + "\n").encode("ascii"))
 
     async def send_line(self, data: bytes, subscription: Subscription | None = None) -> None:

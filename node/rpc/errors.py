@@ -23,6 +23,11 @@ REQUEST_TIMEOUT: Final = -32001  # the handler did not finish within handler_tim
 RESPONSE_TOO_LARGE: Final = -32002  # the answer would exceed max_response_bytes
 SUBSCRIBER_DROPPED: Final = -32003  # final notification: the subscriber fell behind
 TOO_MANY_SUBSCRIPTIONS: Final = -32004  # per-connection subscription limit reached
+# Gateway transport (docs/GATEWAY.md): who may call, and how often.
+UNAUTHENTICATED: Final = -32005  # no credential, an unknown or a revoked one
+FORBIDDEN: Final = -32006  # the credential's role does not allow this method
+RATE_LIMITED: Final = -32007  # over the credential's request rate; data.retry_after_ms
+LINE_TIMEOUT: Final = -32008  # a request line (or body) did not arrive within its deadline
 
 RESERVED_CODE_MIN: Final = -32768
 RESERVED_CODE_MAX: Final = -32000
@@ -38,6 +43,10 @@ ERROR_NAMES: Final[dict[int, str]] = {
     RESPONSE_TOO_LARGE: "response too large",
     SUBSCRIBER_DROPPED: "subscriber dropped",
     TOO_MANY_SUBSCRIPTIONS: "too many subscriptions",
+    UNAUTHENTICATED: "unauthenticated",
+    FORBIDDEN: "forbidden",
+    RATE_LIMITED: "rate limited",
+    LINE_TIMEOUT: "request too slow",
 }
 
 

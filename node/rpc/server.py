@@ -19,7 +19,7 @@ from typing import Final, TypeAlias
 
 import trio
 
-from node.rpc.connection import Connection, ConnectionLimits, ServerCounters
+from node.rpc.connection import Connection, ConnectionLimits, Gate, ServerCounters, Session
 from node.rpc.errors import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -40,6 +40,7 @@ from node.rpc.protocol import (
     Request,
     RequestItem,
     Single,
+    decode_line,
     dump_json,
     error_object,
     error_response,
@@ -59,7 +60,7 @@ class CallContext:
     __slots__ = ("_connection", "_created", "is_notification", "method", "request_id")
 
     def __init__(
-        self, connection: Connection, method: str, request_id: JsonId, is_notification: bool
+        self, connection: Session, method: str, request_id: JsonId, is_notification: bool
     ) -> None:
         self._connection = connection
         self._created: list[Subscription] = []
@@ -121,6 +122,7 @@ class RpcServer:
         max_response_bytes: int = 16 * 1_048_576,
         handler_timeout_s: float = 10.0,
         write_timeout_s: float = 10.0,
+        line_timeout_s: float = 10.0,
     ) -> None:
         self._socket_path = Path(socket_path)
         check_path_length(self._socket_path)
@@ -137,6 +139,7 @@ class RpcServer:
         for name, seconds in (
             ("handler_timeout_s", handler_timeout_s),
             ("write_timeout_s", write_timeout_s),
+            ("line_timeout_s", line_timeout_s),
         ):
             if not (math.isfinite(seconds) and seconds > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {seconds!r}")
@@ -146,6 +149,7 @@ class RpcServer:
             max_depth=max_depth,
             max_subscriptions=max_subscriptions_per_connection,
             write_timeout_s=write_timeout_s,
+            line_timeout_s=line_timeout_s,
         )
         self._max_connections = max_connections
         self._max_response_bytes = max_response_bytes
@@ -211,6 +215,7 @@ class RpcServer:
             "batches": counters.batches,
             "errors_by_code": dict(sorted(counters.errors_by_code.items())),
             "lines_too_long": counters.lines_too_long,
+            "lines_too_slow": counters.lines_too_slow,
             "write_timeouts": counters.write_timeouts,
             "subscriptions_open": self.hub.open_count,
             "subscribers_dropped": self.hub.dropped_total,
@@ -252,6 +257,45 @@ class RpcServer:
         finally:
             del self._open_connections[connection_id]
 
+    def new_session_id(self) -> int:
+        """A connection id unique on this server, for a session of another transport."""
+        session_id = self._next_connection_id
+        self._next_connection_id += 1
+        return session_id
+
+    async def serve_stream(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        gate: Gate | None = None,
+        started: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Serve one line-framed stream of another transport (the gateway's WebSocket) with
+        this server's methods, limits and subscriptions; returns when it ends. Not counted
+        against max_connections: that transport keeps its own caps."""
+        connection = Connection(
+            self.new_session_id(),
+            stream,
+            self.hub,
+            self._limits,
+            self._counters,
+            self._answer_line,
+            gate,
+        )
+        self._counters.connections_accepted += 1
+        if started is not None:
+            started(connection)
+        await connection.serve()
+
+    async def answer_body(self, session: Session, body: bytes) -> str | None:
+        """The encoded answer to one request body of a one-shot transport (HTTP POST): the
+        same parsing, limits, errors and gate as a line on the socket; None when nothing is
+        to be sent back (notifications only)."""
+        self._counters.lines += 1
+        limits = self._limits
+        decoded = decode_line(body, max_depth=limits.max_depth, max_batch=limits.max_batch)
+        return await self._answer_line(session, decoded)
+
     async def _refuse(self, stream: trio.SocketStream) -> None:
         self._counters.connections_refused += 1
         self._counters.count_error(SERVER_BUSY)
@@ -266,8 +310,11 @@ class RpcServer:
                 await stream.send_all(line)
         await trio.aclose_forcefully(stream)
 
-    async def _answer_line(self, connection: Connection, decoded: DecodedLine) -> str | None:
+    async def _answer_line(self, connection: Session, decoded: DecodedLine) -> str | None:
         """The encoded response to one decoded line, or None when nothing is to be sent."""
+        refusal = self._gate_line(connection.gate, decoded)
+        if refusal is not None:
+            return refusal
         if isinstance(decoded, ErrorReply):
             self._counters.count_error(decoded.code)
             error = error_object(decoded.code, decoded.message, decoded.data)
@@ -286,6 +333,19 @@ class RpcServer:
             return await self._answer_item(connection, decoded.item)
         raise TypeError(f"unexpected decoded line {decoded!r}")
 
+    def _gate_line(self, gate: Gate | None, decoded: DecodedLine) -> str | None:
+        """The whole-line refusal of a gate (a rate limit), encoded; None to go on."""
+        if gate is None or isinstance(decoded, ErrorReply):
+            return None
+        items = decoded.items if isinstance(decoded, Batch) else (decoded.item,)
+        methods = [item.method for item in items if isinstance(item, Request)]
+        error = gate.admit(methods)
+        if error is None:
+            return None
+        self._counters.count_error(error.code)
+        request_id = decoded.item.id if isinstance(decoded, Single) else None
+        return dump_json(error_response(request_id, error.to_json_object()))
+
     def _too_large(self, request_id: JsonId, size_bytes: int, what: str) -> str:
         self._counters.count_error(RESPONSE_TOO_LARGE)
         message = (
@@ -297,7 +357,7 @@ class RpcServer:
             error_response(request_id, error_object(RESPONSE_TOO_LARGE, message, data))
         )
 
-    async def _answer_item(self, connection: Connection, item: RequestItem) -> str | None:
+    async def _answer_item(self, connection: Session, item: RequestItem) -> str | None:
         if isinstance(item, InvalidRequest):
             self._counters.count_error(INVALID_REQUEST)
             error = error_object(INVALID_REQUEST, f"invalid request: {item.message}")
@@ -341,6 +401,11 @@ class RpcServer:
         entry = self._methods.get(request.method)
         if entry is None:
             raise RpcError(METHOD_NOT_FOUND, self._not_found_message(request.method))
+        gate = context._connection.gate
+        if gate is not None:
+            refusal = gate.allows(request.method)
+            if refusal is not None:
+                raise refusal
         params = Params.for_method(request.method, request.params, entry.param_names)
         with trio.move_on_after(entry.timeout_s):
             try:
@@ -372,6 +437,33 @@ class RpcServer:
         return message
 
 
+class OneShotSession:
+    """The session of one HTTP request: it has no channel for pushes, so subscribing is
+    refused with advice; its gate is the caller's credential."""
+
+    def __init__(self, session_id: int, gate: Gate | None) -> None:
+        self._id = session_id
+        self._gate = gate
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def gate(self) -> Gate | None:
+        return self._gate
+
+    def open_subscription(self, topic: str) -> Subscription:
+        raise RpcError(
+            INVALID_REQUEST,
+            "subscriptions need a connection that stays open: use the WebSocket endpoint "
+            "(/ws) or the control socket",
+        )
+
+    def close_subscription(self, subscription_id: int) -> bool:
+        return False
+
+
 async def _subscribe(params: Params, context: CallContext) -> int:
     topic = params.str("topic", min_length=1, max_length=MAX_TOPIC_CHARS)
     return context.subscribe(topic).id
@@ -386,6 +478,9 @@ async def _unsubscribe(params: Params, context: CallContext) -> bool:
 
 __all__ = [
     "CallContext",
+    "Gate",
+    "OneShotSession",
+    "Session",
     "Handler",
     "Params",
     "RpcError",

@@ -103,6 +103,7 @@ class LocalTestnet:
         remove_on_down: bool | None = None,
         prefix: str = "testnet",
         rpc_timeout_s: float = 30.0,
+        gateway: bool = False,
     ) -> None:
         self.temp_root: Path | None = None
         if directory is None:
@@ -116,6 +117,7 @@ class LocalTestnet:
         self.tick_ms = tick_ms
         self.remove_on_down = directory is None if remove_on_down is None else remove_on_down
         self.rpc_timeout_s = rpc_timeout_s
+        self.gateway = gateway
         self._chain_id = chain_id
         self._manifest: dict[str, Any] | None = None
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # the nodes this object started
@@ -200,7 +202,41 @@ class LocalTestnet:
             chain_id=self._chain_id,
             params=params,
         )
+        if self.gateway:
+            self.enable_gateways()
         return self._manifest
+
+    # --- the HTTPS gateway ---------------------------------------------------------------------
+
+    def gateway_clients_dir(self) -> Path:
+        return self.dir / "gateway-clients"
+
+    def enable_gateways(self) -> None:
+        """Turn on every node's gateway on a free port, with its CA, and issue an admin, a
+        submit and a read client certificate for each node into gateway-clients/."""
+        from dataclasses import replace
+
+        from node.daemon.config import load_config, render_config
+        from node.daemon.gateway import ca
+
+        base = free_base_port(len(self.names))
+        for i, name in enumerate(self.names):
+            home = self.home(name)
+            config = load_config(home)
+            gateway = replace(config.gateway, enabled=True, listen=f"127.0.0.1:{base + i}")
+            (home / "config.toml").write_text(render_config(replace(config, gateway=gateway)))
+            ca.init_ca(home, name)
+            for role in ca.ROLES:
+                ca.issue_client(home, role, role, self.gateway_clients_dir() / name / role)
+
+    def gateway_url(self, node: NodeRef = 0) -> str:
+        from node.daemon.config import load_config
+
+        config = load_config(self.home(node))
+        return f"https://{config.gateway.listen}"
+
+    def gateway_credentials_dir(self, node: NodeRef = 0, role: str = "admin") -> Path:
+        return self.gateway_clients_dir() / self.name(node) / role
 
     def up(self, timeout_s: float = START_TIMEOUT_S) -> dict[str, Any]:
         """Prepare, start every node and wait until all of them have committed a block

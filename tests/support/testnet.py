@@ -39,8 +39,16 @@ class Testnet(LocalTestnet):
 
     __test__ = False
 
-    def __init__(self, validators: int = 1, full_nodes: int = 0, tick_ms: int = 0) -> None:
-        super().__init__(validators=validators, full_nodes=full_nodes, tick_ms=tick_ms, prefix="ct")
+    def __init__(
+        self, validators: int = 1, full_nodes: int = 0, tick_ms: int = 0, gateway: bool = False
+    ) -> None:
+        super().__init__(
+            validators=validators,
+            full_nodes=full_nodes,
+            tick_ms=tick_ms,
+            prefix="ct",
+            gateway=gateway,
+        )
 
     def __enter__(self) -> Testnet:
         super().__enter__()

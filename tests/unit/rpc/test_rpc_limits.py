@@ -155,3 +155,29 @@ async def test_server_rejects_bad_limits(socket_path) -> None:
 
 async def _unused(params, context) -> None:
     return None
+
+
+async def test_half_lines_do_not_hold_the_socket(start_server, connect) -> None:
+    """Clients that each send half a line used to hold every slot for as long as they
+    liked; now a line must be complete within line_timeout_s."""
+    await start_server(max_connections=4, line_timeout_s=0.5)
+    holders = [await connect() for _ in range(4)]
+    for holder in holders:
+        await holder.send(b'{"jsonrpc":"2.0","method":"ec')
+    for holder in holders:
+        answer = await holder.read_json()
+        assert answer["error"]["code"] == -32008 and answer["id"] is None
+        assert answer["error"]["data"] == {"line_timeout_s": 0.5}
+        await holder.expect_closed()
+    client = await connect()
+    assert (await client.request({"jsonrpc": "2.0", "method": "echo", "params": [1], "id": 1}))[
+        "result"
+    ] == [1]
+
+
+async def test_an_idle_connection_between_lines_is_not_a_slow_line(start_server, connect) -> None:
+    await start_server(line_timeout_s=0.3)
+    client = await connect()
+    await trio.sleep(0.6)  # nothing begun: no deadline runs
+    answer = await client.request({"jsonrpc": "2.0", "method": "echo", "params": [2], "id": 2})
+    assert answer["result"] == [2]
