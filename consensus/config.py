@@ -78,6 +78,13 @@ class ReplicaConfig:
     # Recent commit certificates kept to help lagging replicas catch up.
     certificate_cache_size: int = 32
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    # The epoch this replica runs (docs/CONSENSUS.md "Epochs"): `validators` signs heights
+    # from first_height on, up to last_height once the next change is scheduled (None: not
+    # yet known; Replica.end_epoch_at sets it). A replica votes on, and judges, no height
+    # outside its epoch: another epoch's indexes name other validators.
+    epoch: int = 0
+    first_height: int = 1
+    last_height: int | None = None
     mutations: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -98,6 +105,11 @@ class ReplicaConfig:
         _require_positive("certificate_cache_size", self.certificate_cache_size)
         _require_positive("max_payload_bytes", self.max_payload_bytes)
         _require_positive("max_future_views", self.max_future_views)
+        _require_positive("first_height", self.first_height)
+        if self.epoch < 0:
+            raise ValueError("epoch must be >= 0")
+        if self.last_height is not None and self.last_height < self.first_height - 1:
+            raise ValueError("last_height must be >= first_height - 1")
         if self.max_buffered_bytes_per_sender < self.max_payload_bytes:
             # Else an honest leader's full proposal for the next height could never wait.
             raise ValueError("max_buffered_bytes_per_sender must be >= max_payload_bytes")

@@ -29,7 +29,8 @@ from consensus.certificates import (
 )
 from consensus.config import DEFAULT_MAX_PAYLOAD_BYTES, MAX_VALIDATORS
 
-WIRE_VERSION = 1
+# 2: view changes and new views name their epoch (a validator set; indexes are per epoch).
+WIRE_VERSION = 2
 KIND_PRE_PREPARE = 1
 KIND_PREPARE = 2
 KIND_COMMIT = 3
@@ -121,6 +122,7 @@ class ViewChange:
     prepared_payload: bytes | None  # required standalone, stripped inside a NewView
     sender: int
     signature: bytes
+    epoch: int = 0  # the validator set whose index `sender` is
 
     def signing_bytes(self, chain_id: str) -> bytes:
         checkpoint = self.stable_checkpoint
@@ -131,6 +133,7 @@ class ViewChange:
                 DOMAIN_TAG,
                 chain_id,
                 "view-change",
+                self.epoch,
                 self.new_view,
                 None if checkpoint is None else [checkpoint.height, checkpoint.state_root],
                 None if commit is None else [commit.height, commit.view, commit.digest],
@@ -147,6 +150,7 @@ class ViewChange:
             None,
             self.sender,
             self.signature,
+            self.epoch,
         )
 
 
@@ -160,6 +164,7 @@ class NewView:
     pre_prepare: PrePrepare | None
     sender: int
     signature: bytes
+    epoch: int = 0
 
     def signing_bytes(self, chain_id: str) -> bytes:
         proposal = self.pre_prepare
@@ -168,6 +173,7 @@ class NewView:
                 DOMAIN_TAG,
                 chain_id,
                 "new-view",
+                self.epoch,
                 self.view,
                 [vc.sender for vc in self.view_changes],
                 None if proposal is None else [proposal.height, proposal.digest],
@@ -208,6 +214,7 @@ def _view_change_wire(msg: ViewChange) -> list[object]:
         msg.prepared_payload,
         msg.sender,
         msg.signature,
+        msg.epoch,
     ]
 
 
@@ -243,6 +250,7 @@ def encode_message(msg: Message) -> bytes:
             None if msg.pre_prepare is None else _pre_prepare_wire(msg.pre_prepare),
             msg.sender,
             msg.signature,
+            msg.epoch,
         ]
     elif isinstance(msg, CommitNotice):
         body = [KIND_COMMIT_NOTICE, msg.certificate.to_wire(), msg.sender, msg.signature]
@@ -358,7 +366,7 @@ def _decode_pre_prepare(fields: list[object], max_payload_bytes: int) -> PrePrep
 def _decode_view_change(fields: object, max_payload_bytes: int) -> ViewChange:
     if not isinstance(fields, list):
         raise MessageError("view change is not an array")
-    _expect_len(fields, 7, "view change")
+    _expect_len(fields, 8, "view change")
     payload = None if fields[4] is None else _payload(fields[4], max_payload_bytes)
     return ViewChange(
         parse_uint(fields[0], "new view"),
@@ -368,11 +376,12 @@ def _decode_view_change(fields: object, max_payload_bytes: int) -> ViewChange:
         payload,
         _sender(fields[5]),
         _signature(fields[6]),
+        parse_uint(fields[7], "epoch"),
     )
 
 
 def _decode_new_view(fields: list[object], max_payload_bytes: int) -> NewView:
-    _expect_len(fields, 5, "new view")
+    _expect_len(fields, 6, "new view")
     raw_changes = fields[1]
     if not isinstance(raw_changes, list):
         raise MessageError("new view: view changes must be an array")
@@ -390,4 +399,5 @@ def _decode_new_view(fields: list[object], max_payload_bytes: int) -> NewView:
         proposal,
         _sender(fields[3]),
         _signature(fields[4]),
+        parse_uint(fields[5], "epoch"),
     )

@@ -68,6 +68,25 @@ class PersistedState:
             raise TypeError("msgpack.packb did not return bytes")
         return packed
 
+    def for_next_epoch(self, first_height: int) -> PersistedState:
+        """What the next epoch's replica starts from: the view (views only grow) and the
+        last-signed guard (it never signs against itself), in normal mode; nothing of this
+        epoch's certificates, which name this epoch's validators."""
+        return PersistedState(
+            view=self.view,
+            in_view_change=False,
+            view_floor_height=first_height,
+            last_commit=None,
+            prepared=None,
+            prepared_payload=None,
+            stable_checkpoint=None,
+            last_pre_prepare=self.last_pre_prepare,
+            last_prepare=self.last_prepare,
+            last_commit_vote=self.last_commit_vote,
+            last_view_change=self.last_view_change,
+            last_new_view=self.last_new_view,
+        )
+
     @classmethod
     def from_bytes(cls, data: bytes) -> PersistedState:
         """Parse bytes written by to_bytes; raise ValueError when they are not such bytes."""

@@ -38,6 +38,7 @@ from consensus.messages import (
     MESSAGE_TYPES,
     Checkpoint,
     Commit,
+    CommitNotice,
     Message,
     NewView,
     Prepare,
@@ -94,7 +95,10 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             checkpoint_interval=config.checkpoint_interval,
             digest=self._digest,
             skip_prepared=MUTATION_NEW_VIEW_SKIPS_PREPARED in config.mutations,
+            epoch=config.epoch,
+            first_height=config.first_height,
         )
+        self._last_height = config.last_height
         self._now = 0
         self._executed = committed_height
         self._delivered = committed_height
@@ -195,6 +199,18 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
     def suspect_censorship(self) -> list[Action]:
         return self._run(self._on_censorship)
 
+    def end_epoch_at(self, last_height: int) -> list[Action]:
+        """The next validator set signs from last_height + 1: this replica's epoch ends at
+        last_height (the node learns it two blocks ahead, from state). It proposes, votes
+        and judges nothing above it; once it has delivered last_height the node replaces
+        it with the next epoch's replica."""
+        if last_height < self._delivered or last_height < self._config.first_height - 1:
+            raise ValueError(f"the epoch cannot end at {last_height}: {self._delivered} delivered")
+        if self._last_height is not None and last_height != self._last_height:
+            raise ValueError(f"the epoch already ends at {self._last_height}")
+        self._last_height = last_height
+        return []
+
     @property
     def can_propose(self) -> bool:
         slot = self._slot
@@ -209,6 +225,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             and slot.height == self._delivered + 1
             and self._executed == self._delivered
             and slot.height <= self._checkpoints.high
+            and (self._last_height is None or slot.height <= self._last_height)
             and self._guard.allows_fresh_proposal(self._view, slot.height)
         )
 
@@ -277,7 +294,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     def _on_tick(self) -> None:
         self._now += 1
-        if self._me is not None:
+        if self._me is not None and not self.epoch_finished:
             if self._normal:
                 self._ticks_since_progress += 1
                 if self._ticks_since_progress >= self._timeout_ticks():
@@ -328,6 +345,8 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         if not isinstance(msg, MESSAGE_TYPES):
             self._count("dropped.not_a_message")
             return
+        if not self._for_this_epoch(msg):
+            return
         sender = msg.sender
         if not 0 <= sender < self._n:
             self._report(sender, "non-validator", f"{type(msg).__name__} from index {sender}")
@@ -355,6 +374,23 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             self._on_new_view(msg)
         else:
             self._on_commit_notice(msg)
+
+    def _for_this_epoch(self, msg: Message) -> bool:
+        """Another epoch's messages are no evidence of anything: its indexes name other
+        validators. Dropped (counted) before their signatures are even looked at."""
+        if isinstance(msg, ViewChange | NewView):
+            if msg.epoch != self._config.epoch:
+                self._count("dropped.other_epoch")
+                return False
+            return True
+        height = msg.certificate.height if isinstance(msg, CommitNotice) else msg.height
+        if height < self._config.first_height:
+            self._count("dropped.earlier_epoch")
+            return False
+        if self._last_height is not None and height > self._last_height:
+            self._count("dropped.next_epoch")
+            return False
+        return True
 
     def _is_current(self, msg: PrePrepare | Prepare | Commit) -> bool:
         """True when msg is for the slot; buffers future messages and helps stale senders."""
@@ -565,6 +601,8 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             return
         if height != self._executed + 1:
             raise ValueError(f"executed({height}) after {self._executed}: heights must be in order")
+        if self._last_height is not None and height > self._last_height:
+            raise ValueError(f"executed({height}) beyond this epoch's last height")
         if len(state_root) != DIGEST_BYTES:
             raise ValueError(f"state_root must be {DIGEST_BYTES} bytes")
         if certificate is not None:

@@ -59,10 +59,21 @@ class ReplicaBase:
     _fetch_target: int
     _fetch_peers: tuple[int, ...]
     _last_fetch_tick: int
+    # The epoch: heights up to _last_height (None until the next change is scheduled).
+    _last_height: int | None
     # Output of the input being handled.
     _out: list[Action]
     _dirty: bool
     _counters: dict[str, int]
+
+    @property
+    def last_height(self) -> int | None:
+        return self._last_height
+
+    @property
+    def epoch_finished(self) -> bool:
+        """Every height of this epoch is delivered: the next epoch's replica takes over."""
+        return self._last_height is not None and self._delivered >= self._last_height
 
     def _count(self, name: str, amount: int = 1) -> None:
         self._counters[name] = self._counters.get(name, 0) + amount
@@ -120,6 +131,9 @@ class ReplicaBase:
         return {
             "view": self._view,
             "leader": self._config.leader_of(self._view),
+            "epoch": self._config.epoch,
+            "epoch_first_height": self._config.first_height,
+            "epoch_last_height": self._last_height,
             "mode": "normal" if self._normal else "view-change",
             "next_height": slot.height,
             "delivered_height": self._delivered,

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from consensus.certificates import (
     PHASE_PRE_PREPARE,
+    CheckpointProof,
+    CommitCertificate,
+    PreparedCertificate,
     vote_signing_bytes,
 )
 from consensus.messages import NewView, PrePrepare, ViewChange
@@ -31,7 +34,7 @@ class ViewChangeMixin(ReplicaBase):
 
     def _start_view_change(self, target: int) -> None:
         """Vote to leave the current view for `target`, persisting the vote first."""
-        if self._me is None or target <= self._view:
+        if self._me is None or target <= self._view or self.epoch_finished:
             return
         if not self._guard.allows_view_change(target):
             return
@@ -51,26 +54,41 @@ class ViewChangeMixin(ReplicaBase):
     def _make_view_change(self, target: int) -> ViewChange:
         if self._me is None:
             raise RuntimeError("a non-validator never signs a view change")
-        stable = self._checkpoints.stable
-        prepared = self._prepared
+        stable, last_commit, prepared = self._view_change_contents()
         payload = self._prepared_payload if prepared is not None else None
-        unsigned = ViewChange(target, stable, self._last_commit, prepared, payload, self._me, b"")
+        me, epoch = self._me, self._config.epoch
+        unsigned = ViewChange(target, stable, last_commit, prepared, payload, me, b"", epoch)
         self._guard.record_view_change(target)
         signature = self._sign(unsigned.signing_bytes(self._config.chain_id))
-        return ViewChange(target, stable, self._last_commit, prepared, payload, self._me, signature)
+        return ViewChange(target, stable, last_commit, prepared, payload, me, signature, epoch)
+
+    def _view_change_contents(
+        self,
+    ) -> tuple[CheckpointProof | None, CommitCertificate | None, PreparedCertificate | None]:
+        """What a view change carries, without what belongs to an earlier epoch (those
+        certificates name its validators: they never travel in this one)."""
+        first = self._config.first_height
+        stable = self._checkpoints.stable
+        last_commit = self._last_commit
+        prepared = self._prepared
+        return (
+            None if stable is None or stable.height < first else stable,
+            None if last_commit is None or last_commit.height < first else last_commit,
+            None if prepared is None or prepared.height < first else prepared,
+        )
 
     def _refresh_own_view_change(self) -> None:
         """Re-send this replica's view change, re-signed if what it knows has grown."""
         if self._me is None:
             return
         own = self._view_changes.get(self._me)
-        stable = self._checkpoints.stable
+        stable, last_commit, prepared = self._view_change_contents()
         stale = (
             own is None
             or own.new_view != self._view
             or own.stable_checkpoint != stable
-            or own.last_commit != self._last_commit
-            or own.prepared != self._prepared
+            or own.last_commit != last_commit
+            or own.prepared != prepared
         )
         if stale:
             own = self._make_view_change(self._view)
@@ -141,12 +159,19 @@ class ViewChangeMixin(ReplicaBase):
         if decision.reproposal is not None and proposal is None:
             return
         unsigned = NewView(
-            self._view, tuple(vc.without_payload() for vc in chosen), proposal, me, b""
+            self._view,
+            tuple(vc.without_payload() for vc in chosen),
+            proposal,
+            me,
+            b"",
+            self._config.epoch,
         )
         self._guard.record_new_view(self._view)
         self._dirty = True
         signature = self._sign(unsigned.signing_bytes(self._config.chain_id))
-        message = NewView(unsigned.view, unsigned.view_changes, proposal, me, signature)
+        message = NewView(
+            unsigned.view, unsigned.view_changes, proposal, me, signature, self._config.epoch
+        )
         self._count("new_views_sent")
         self._broadcast(message)
         self._enter_view(message, decision)

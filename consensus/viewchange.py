@@ -46,11 +46,18 @@ class ViewChangeRules:
     checkpoint_interval: int
     digest: Callable[[bytes], bytes]
     skip_prepared: bool  # planted bug: new view ignores prepared certificates
+    epoch: int = 0
+    first_height: int = 1
 
     def check(self, vc: ViewChange, *, require_payload: bool, check_signature: bool) -> str | None:
         """None when `vc` is well formed and every certificate in it holds; else the reason."""
         if vc.new_view == 0:
             return "a view change to view 0"
+        if vc.epoch != self.epoch:
+            return f"a view change of epoch {vc.epoch}, this is epoch {self.epoch}"
+        for cert in (vc.stable_checkpoint, vc.last_commit, vc.prepared):
+            if cert is not None and cert.height < self.first_height:
+                return f"a certificate of height {cert.height}, before this epoch"
         if vc.sender >= len(self.validators):
             return f"sender {vc.sender} is not a validator"
         if check_signature and not self.verify(

@@ -63,7 +63,7 @@ def _encode(value: object) -> bytes:
 @pytest.mark.parametrize(
     ("mutate", "why"),
     [
-        (lambda v: [2, *v[1:]], "wrong version"),
+        (lambda v: [v[0] + 1, *v[1:]], "wrong version"),
         (lambda v: [v[0], 99, *v[2:]], "unknown kind"),
         (lambda v: v[:-1], "missing field"),
         (lambda v: [*v, 1], "extra field"),

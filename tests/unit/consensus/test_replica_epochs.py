@@ -1,0 +1,74 @@
+"""A replica runs one epoch (a validator set, heights first_height..last_height): it never
+votes on or judges another epoch's heights, view changes name their epoch, and the next
+epoch's replica starts from the view and the last-signed guard only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from consensus_testkit import CHAIN_ID, make_harness, sha256
+
+from consensus import Misbehaviour, PersistedState, Prepare, ViewChange
+
+ROOT = sha256(b"root")
+
+
+def test_the_epoch_end_stops_proposals_and_drops_later_heights_without_evidence() -> None:
+    h = make_harness(n=4, me=0)  # leader of view 0
+    h.replica.end_epoch_at(1)
+    assert h.replica.can_propose
+    h.replica.propose(b"block 1")
+    # Votes for height 2 belong to the next epoch's set: no verdict, no evidence.
+    forged = Prepare(0, 2, sha256(b"x"), 2, b"\0" * 32)
+    assert h.feed(forged) == []
+    assert h.replica.status()["counters"]["dropped.next_epoch"] == 1
+    for sender in (1, 2):
+        h.feed(h.commit(0, 1, sha256(b"block 1"), sender))
+    h.feed(h.prepare(0, 1, sha256(b"block 1"), 1), h.prepare(0, 1, sha256(b"block 1"), 2))
+    h.replica.executed(1, ROOT)
+    assert h.replica.epoch_finished and not h.replica.can_propose
+    for _ in range(200):  # a finished epoch starts no view change
+        assert not [a for a in h.replica.tick() if isinstance(a, Misbehaviour)]
+    assert h.replica.view == 0
+
+
+def test_earlier_heights_and_other_epochs_are_dropped_before_any_check() -> None:
+    h = make_harness(n=4, me=1, epoch=3, first_height=10)
+    bad_sig = Prepare(0, 9, sha256(b"old"), 2, b"\0" * 32)
+    assert h.feed(bad_sig) == []  # not "bad-signature": index 2 of another set
+    other = h.view_change(1, 2)  # epoch 0 (the kit's default)
+    assert h.feed(other) == []
+    counters = h.replica.status()["counters"]
+    assert counters["dropped.earlier_epoch"] == 1 and counters["dropped.other_epoch"] == 1
+    assert h.replica.status()["epoch"] == 3
+
+
+def test_view_changes_name_their_epoch_and_carry_nothing_from_before_it() -> None:
+    h = make_harness(n=4, me=1, epoch=2, first_height=5, view_timeout_ticks=2)
+    actions = []
+    for _ in range(3):
+        actions += h.replica.tick()
+    (vc,) = [a.msg for a in actions if hasattr(a, "msg") and isinstance(a.msg, ViewChange)]
+    assert vc.epoch == 2
+    # A view change that smuggles a certificate of height 4 (the epoch before) is refused.
+    old_cert = h.certificate(0, 4, sha256(b"b4"), [0, 2, 3])
+    smuggled = h.view_change(1, 2, last_commit=old_cert)
+    smuggled = dataclasses.replace(smuggled, epoch=2)
+    signed = dataclasses.replace(
+        smuggled, signature=h.keys.sign(2, smuggled.signing_bytes(CHAIN_ID))
+    )
+    evidence = [a for a in h.feed(signed) if isinstance(a, Misbehaviour)]
+    assert [e.kind for e in evidence] == ["bad-view-change"]
+    assert "before this epoch" in evidence[0].detail
+
+
+def test_the_next_epoch_starts_from_the_view_and_the_guard_only() -> None:
+    h = make_harness(n=4, me=1)
+    h.feed(h.pre_prepare(0, 1, b"a"))
+    state = h.replica._snapshot()  # what it persisted
+    assert state.last_prepare is not None
+    carried = state.for_next_epoch(first_height=2)
+    assert carried.view == state.view and carried.last_prepare == state.last_prepare
+    assert carried.prepared is None and carried.last_commit is None
+    assert carried.stable_checkpoint is None and carried.view_floor_height == 2
+    assert PersistedState.from_bytes(carried.to_bytes()) == carried
