@@ -20,7 +20,8 @@ from consensus.certificates import (
     parse_uint,
 )
 
-STATE_TAG = "chain-pbft-state-v1"
+STATE_TAG_V1 = "chain-pbft-state-v1"
+STATE_TAG = "chain-pbft-state-v2"  # v2 adds the epoch (v1 reads as epoch 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class PersistedState:
     last_commit_vote: SignedVote | None
     last_view_change: int  # the highest view this replica signed a view change for (0: none)
     last_new_view: int  # the highest view this replica signed a new view for (0: none)
+    epoch: int = 0  # the epoch (validator set) these certificates and votes belong to
 
     def to_bytes(self) -> bytes:
         value = [
@@ -62,13 +64,14 @@ class PersistedState:
             _vote(self.last_commit_vote),
             self.last_view_change,
             self.last_new_view,
+            self.epoch,
         ]
         packed = msgpack.packb(value, use_bin_type=True)
         if not isinstance(packed, bytes):
             raise TypeError("msgpack.packb did not return bytes")
         return packed
 
-    def for_next_epoch(self, first_height: int) -> PersistedState:
+    def for_next_epoch(self, epoch: int, first_height: int) -> PersistedState:
         """What the next epoch's replica starts from: the view (views only grow) and the
         last-signed guard (it never signs against itself), in normal mode; nothing of this
         epoch's certificates, which name this epoch's validators."""
@@ -85,6 +88,7 @@ class PersistedState:
             last_commit_vote=self.last_commit_vote,
             last_view_change=self.last_view_change,
             last_new_view=self.last_new_view,
+            epoch=epoch,
         )
 
     @classmethod
@@ -94,7 +98,9 @@ class PersistedState:
             value = msgpack.unpackb(data, raw=False, strict_map_key=True, max_map_len=0)
         except Exception as error:  # corrupt bytes on disk: report, do not guess
             raise ValueError(f"persisted consensus state is not valid msgpack: {error}") from None
-        if not isinstance(value, list) or len(value) != 13 or value[0] != STATE_TAG:
+        if isinstance(value, list) and len(value) == 13 and value[0] == STATE_TAG_V1:
+            value = [*value, 0]
+        elif not isinstance(value, list) or len(value) != 14 or value[0] != STATE_TAG:
             raise ValueError("persisted consensus state has an unknown layout")
         try:
             return cls._from_fields(value)
@@ -121,6 +127,7 @@ class PersistedState:
             last_commit_vote=_parse_vote(value[10]),
             last_view_change=parse_uint(value[11], "last view change"),
             last_new_view=parse_uint(value[12], "last new view"),
+            epoch=parse_uint(value[13], "epoch"),
         )
 
 

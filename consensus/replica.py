@@ -149,6 +149,11 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         self._gc_height = 0
         if persisted is None:
             return
+        if persisted.epoch != self._config.epoch:
+            raise ValueError(
+                f"persisted state of epoch {persisted.epoch} for a replica of epoch "
+                f"{self._config.epoch}: carry it over with for_next_epoch"
+            )
         self._view = persisted.view
         self._normal = not persisted.in_view_change
         self._floor = persisted.view_floor_height
@@ -288,6 +293,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             last_commit_vote=self._guard.last_votes[PHASE_COMMIT],
             last_view_change=self._guard.last_view_change,
             last_new_view=self._guard.last_new_view,
+            epoch=self._config.epoch,
         )
 
     # ---------------------------------------------------------------------------------- ticks

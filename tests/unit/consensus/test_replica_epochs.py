@@ -67,8 +67,9 @@ def test_the_next_epoch_starts_from_the_view_and_the_guard_only() -> None:
     h.feed(h.pre_prepare(0, 1, b"a"))
     state = h.replica._snapshot()  # what it persisted
     assert state.last_prepare is not None
-    carried = state.for_next_epoch(first_height=2)
+    carried = state.for_next_epoch(epoch=1, first_height=2)
     assert carried.view == state.view and carried.last_prepare == state.last_prepare
     assert carried.prepared is None and carried.last_commit is None
     assert carried.stable_checkpoint is None and carried.view_floor_height == 2
+    assert (state.epoch, carried.epoch) == (0, 1)
     assert PersistedState.from_bytes(carried.to_bytes()) == carried
