@@ -238,6 +238,10 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
     def view(self) -> int:
         return self._view
 
+    def persisted_state(self) -> PersistedState:
+        """What this replica would persist now (the next epoch's replica starts from it)."""
+        return self._snapshot()
+
     @property
     def normal_for_ticks(self) -> int:
         """How long the current view has run normally (0 while a view change is on)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from node.cli.common import CliError, client_opts, out, rpc, send, subcommand
 from node.ledger import crypto, schema
-from p2p.identity import IdentityError, certificate_public_key
+from p2p.identity import IdentityError, certificate_public_key, make_certificate
 
 
 def _public_key(text: str) -> bytes:
@@ -146,6 +146,31 @@ def cmd_validators(args: argparse.Namespace) -> int:
         return "\n".join(lines)
 
     out(args, epochs, human)
+    return 0
+
+
+def cmd_new_node_key(args: argparse.Namespace) -> int:
+    """Make the node key a validator will rotate to; the node switches to it by itself at
+    the height the update-validator change takes effect."""
+    from node.daemon.config import load_config
+
+    config = load_config(Path(args.home))
+    key_path = config.path(config.node.key_file)
+    cert_path = config.path(config.node.cert_file)
+    next_key = key_path.with_name(key_path.name + ".next")
+    next_cert = cert_path.with_name(cert_path.stem + ".next" + cert_path.suffix)
+    if next_key.exists() and not args.force:
+        raise CliError(f"{next_key} exists already (pass --force to replace it)")
+    key = crypto.SigningKey.generate()
+    crypto.write_key_file(next_key, key)
+    next_cert.write_text(make_certificate(key.private_key, config.node.name).decode())
+    result = {
+        "public_key": key.public_key.hex(),
+        "certificate": str(next_cert),
+        "propose": f"chain gov propose update-validator {config.node.name} "
+        f"--public-key {key.public_key.hex()} --certificate {next_cert}",
+    }
+    out(args, result, lambda r: f"next node key {r['public_key']}\nthen: {r['propose']}")
     return 0
 
 

@@ -24,6 +24,7 @@ from consensus import (
     MessageError,
     Misbehaviour,
     Persist,
+    PersistedState,
     Replica,
     ReplicaConfig,
     Send,
@@ -35,6 +36,7 @@ from node.daemon.chain import Chain
 from node.daemon.store import Committed, Divergence, StoreError
 from node.ledger import crypto
 from node.ledger.block import Block
+from node.ledger.governance import Epoch
 
 log = logging.getLogger("chain.consensus")
 
@@ -70,46 +72,32 @@ class ConsensusDriver:
         send: SendFn,
         broadcast: BroadcastFn,
         fetch: FetchFn,
+        key_for_epoch: Callable[[Epoch], crypto.SigningKey] | None = None,
+        on_epoch: Callable[[Epoch, Epoch], None] | None = None,
     ) -> None:
-        genesis = chain.genesis
-        params = genesis.consensus
+        """key_for_epoch: the node key to sign with in an epoch (a validator's key may rotate
+        by governance); on_epoch(current, next): called when the replica moves to a new
+        epoch, and when the next one is scheduled, so the reactors follow the set."""
         self.chain = chain
-        self.tick_ms = params.tick_ms
-        validators = genesis.validator_keys
-        my_index = validators.index(key.public_key) if key.public_key in validators else None
-        self.config = ReplicaConfig(
-            chain_id=genesis.chain_id,
-            validators=validators,
-            my_index=my_index,
-            checkpoint_interval=params.checkpoint_interval,
-            watermark_window=params.checkpoint_interval * 2,
-            view_timeout_ticks=max(2, params.view_timeout_ms // params.tick_ms),
-            max_view_timeout_ticks=max(4, params.max_view_timeout_ms // params.tick_ms),
-            censorship_timeout_ticks=max(2, params.censorship_timeout_ms // params.tick_ms),
-            max_payload_bytes=params.max_block_bytes,
-            max_buffered_bytes_per_sender=params.max_block_bytes + (1 << 20),
-        )
-        persisted_raw = chain.store.load_consensus()
-        persisted = None
-        if persisted_raw is not None:
-            from consensus import PersistedState
-
-            persisted = PersistedState.from_bytes(persisted_raw)
+        self.tick_ms = chain.genesis.consensus.tick_ms
+        self._key_for_epoch = key_for_epoch or (lambda epoch: key)
+        self._on_epoch = on_epoch
+        self.key = key
         head = chain.store.head
+        epoch = chain.epoch_for(head.height + 1)
+        persisted_raw = chain.store.load_consensus()
+        persisted = None if persisted_raw is None else PersistedState.from_bytes(persisted_raw)
+        if persisted is not None and persisted.epoch != epoch.number:
+            # Stopped between the last block of an epoch and the next epoch's first vote.
+            persisted = persisted.for_next_epoch(epoch.number, epoch.start_height)
         last_cert = chain.store.get_certificate(head.height) if head.height else None
-        self.replica = Replica(
-            self.config,
-            _App(self),
-            key.sign,
-            crypto.verify,
-            committed_height=head.height,
-            committed_state_root=head.state_root,
-            persisted=persisted,
+        self.replica = self._make_replica(
+            epoch,
+            persisted,
             # Lets a restarted replica prove its height in view changes and to laggards.
-            committed_certificate=(
-                CommitCertificate.from_bytes(last_cert) if last_cert is not None else None
-            ),
+            CommitCertificate.from_bytes(last_cert) if last_cert is not None else None,
         )
+        self._follow_schedule()
         self._send = send
         self._broadcast = broadcast
         self._fetch = fetch
@@ -126,6 +114,78 @@ class ConsensusDriver:
         self._propose_started_ms = 0
         self.wakeup = trio.Event()
         self._complained_view = -1
+
+    # --- epochs ------------------------------------------------------------------------------
+
+    def _make_replica(
+        self,
+        epoch: Epoch,
+        persisted: PersistedState | None,
+        committed_certificate: CommitCertificate | None,
+    ) -> Replica:
+        """The replica of one epoch: its set, its index in it, its live parameters."""
+        chain = self.chain
+        params = chain.params
+        self.key = key = self._key_for_epoch(epoch)
+        validators = epoch.keys
+        my_index = validators.index(key.public_key) if key.public_key in validators else None
+        self.config = ReplicaConfig(
+            chain_id=chain.genesis.chain_id,
+            validators=validators,
+            my_index=my_index,
+            checkpoint_interval=params.checkpoint_interval,
+            watermark_window=params.checkpoint_interval * 2,
+            view_timeout_ticks=max(2, params.view_timeout_ms // params.tick_ms),
+            max_view_timeout_ticks=max(4, params.max_view_timeout_ms // params.tick_ms),
+            censorship_timeout_ticks=max(2, params.censorship_timeout_ms // params.tick_ms),
+            max_payload_bytes=params.max_block_bytes,
+            max_buffered_bytes_per_sender=params.max_block_bytes + (1 << 20),
+            epoch=epoch.number,
+            first_height=epoch.start_height,
+        )
+        head = chain.store.head
+        return Replica(
+            self.config,
+            _App(self),
+            key.sign,
+            crypto.verify,
+            committed_height=head.height,
+            committed_state_root=head.state_root,
+            persisted=persisted,
+            committed_certificate=committed_certificate,
+        )
+
+    def _follow_schedule(self) -> None:
+        """After a commit: move to the next epoch's replica when the current one has
+        delivered its last height; tell the replica where its epoch ends once the next
+        change is scheduled (the state after block H names the set that signs H + 2)."""
+        chain = self.chain
+        head = chain.store.head.height
+        current = chain.epoch_for(head + 1)
+        if current.number != self.config.epoch:
+            if not self.replica.epoch_finished and self.replica.delivered_height < head:
+                log.warning("moving to epoch %d before the replica saw its end", current.number)
+            carried = self.replica.persisted_state().for_next_epoch(
+                current.number, current.start_height
+            )
+            cert = chain.store.get_certificate(head)
+            self.replica = self._make_replica(
+                current, carried, CommitCertificate.from_bytes(cert) if cert else None
+            )
+            log.info(
+                "epoch %d begins at height %d: %d validators, this node %s",
+                current.number,
+                current.start_height,
+                len(current.validators),
+                f"is validator {self.config.my_index}"
+                if self.config.my_index is not None
+                else "follows",
+            )
+        upcoming = chain.epoch_for(head + 2)
+        if upcoming.number != current.number and self.replica.last_height is None:
+            self.replica.end_epoch_at(upcoming.start_height - 1)
+        if self._on_epoch is not None:
+            self._on_epoch(current, upcoming)
 
     @property
     def is_validator(self) -> bool:
@@ -205,6 +265,7 @@ class ConsensusDriver:
     async def executed_by_sync(self, height: int, state_root: bytes) -> None:
         async with self._lock:
             await self._carry_out(self.replica.executed(height, state_root))
+            self._follow_schedule()
             await self._maybe_propose()
 
     async def apply_synced(self, block: Block, certificate: bytes) -> bool:
@@ -219,6 +280,7 @@ class ConsensusDriver:
             await self._carry_out(
                 self.replica.executed(height, committed.head.state_root, certificate=cert)
             )
+            self._follow_schedule()
             await self._maybe_propose()
             return True
 
@@ -314,6 +376,7 @@ class ConsensusDriver:
         self._propose_started_ms = 0
         self._note_commit(committed)
         await self._carry_out(self.replica.executed(height, committed.head.state_root))
+        self._follow_schedule()
 
     def _note_commit(self, committed: Committed) -> None:
         params = self.chain.params

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -21,10 +22,12 @@ from node.daemon.chain import Chain, SubmitOutcome
 from node.daemon.config import NodeConfig
 from node.daemon.reactors.links import PeerSet, peer_set
 from node.daemon.store import Committed
-from node.ledger import governance
+from node.ledger import crypto, governance
 from node.ledger.accounts import account_for_key
 from node.ledger.crypto import SigningKey
+from node.ledger.governance import Epoch
 from node.ledger.tx import make_tx
+from p2p.identity import private_key_pem
 from p2p.peers import PeerManager
 
 log = logging.getLogger("chain.membership")
@@ -57,6 +60,46 @@ class Membership:
 
     def attach(self, peers: PeerManager, best_peer_head: Heads, submit: Submit) -> None:
         self._peers, self._best_peer_head, self._submit = peers, best_peer_head, submit
+
+    # --- this validator's key rotation ------------------------------------------------------
+
+    def next_key_paths(self) -> tuple[Path, Path]:
+        """Where an operator puts the node key a governance rotation will switch to
+        (`chain gov new-node-key` writes them)."""
+        key = self._config.path(self._config.node.key_file)
+        cert = self._config.path(self._config.node.cert_file)
+        return key.with_name(key.name + ".next"), cert.with_name(cert.stem + ".next" + cert.suffix)
+
+    def key_for_epoch(self, epoch: Epoch) -> SigningKey:
+        """The node key to sign with in `epoch`: the current one, or - when the epoch lists
+        this node's next key instead - the next one, which then becomes the current one
+        (files renamed, p2p identity replaced: links come back with the new certificate)."""
+        if self.key.public_key in epoch.keys:
+            return self.key
+        next_key_path, next_cert_path = self.next_key_paths()
+        if not next_key_path.exists():
+            return self.key
+        next_key = crypto.read_key_file(next_key_path)
+        if next_key.public_key not in epoch.keys:
+            return self.key
+        key_path = self._config.path(self._config.node.key_file)
+        cert_path = self._config.path(self._config.node.cert_file)
+        suffix = f".retired-epoch-{epoch.number}"
+        key_path.rename(key_path.with_name(key_path.name + suffix))
+        cert_path.rename(cert_path.with_name(cert_path.name + suffix))
+        next_key_path.rename(key_path)
+        next_cert_path.rename(cert_path)
+        self.key = next_key
+        if self._peers is not None:
+            self._peers.replace_identity(
+                next_key.public_key, cert_path.read_bytes(), private_key_pem(next_key.private_key)
+            )
+        log.warning(
+            "epoch %d signs with this node's next key %s: switched",
+            epoch.number,
+            next_key.public_key.hex()[:16],
+        )
+        return next_key
 
     # --- who to connect to ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.daemon.api.events import allow_topics, publish_commit
@@ -40,6 +41,7 @@ from node.daemon.store import Store
 from node.ledger.accounts import account_for_key
 from node.ledger.crypto import SigningKey
 from node.ledger.genesis import Genesis
+from node.ledger.governance import Epoch
 from node.rpc.server import RpcServer
 from p2p.peers import PeerManager
 
@@ -138,6 +140,8 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         send=links.consensus.send if links else _nowhere_to,
         broadcast=links.consensus.broadcast if links else _nowhere,
         fetch=links.sync.request_blocks if links else _nowhere_to,
+        key_for_epoch=membership.key_for_epoch,
+        on_epoch=_follow_epochs(links) if links else None,
     )
     driver.peer_names.update({v.public_key: v.name for v in genesis.validators})
     network = None
@@ -276,6 +280,14 @@ def finish_network(links: Links, chain: Chain, driver: ConsensusDriver) -> Netwo
         links.counters,
     )
     return Network(links.peers, router, links.directory, links.consensus, gossip, links.sync)
+
+
+def _follow_epochs(links: Links) -> Callable[[Epoch, Epoch], None]:
+    def follow(current: Epoch, upcoming: Epoch) -> None:
+        links.directory.update(current.keys, upcoming.keys)
+        links.consensus.own_id = links.peers.node_id
+
+    return follow
 
 
 def _nowhere(raw: bytes) -> None:
