@@ -12,9 +12,13 @@ EQUIVOCATION = "equivocation"
 
 
 class CheckpointTracker:
-    def __init__(self, window: int, stable: CheckpointProof | None) -> None:
+    def __init__(self, window: int, stable: CheckpointProof | None, floor: int = 0) -> None:
+        """floor: the low watermark while no checkpoint of this epoch is stable (the height
+        before the epoch's first), so that a later epoch's heights are not above the high
+        watermark from the start."""
         self._window = window
         self.stable = stable
+        self._floor = floor
         # height -> sender -> vote, only for heights inside (low, high].
         self._votes: dict[int, dict[int, Checkpoint]] = {}
         # sender -> its highest vote above the high watermark: how a replica that fell far
@@ -23,7 +27,7 @@ class CheckpointTracker:
 
     @property
     def low(self) -> int:
-        return 0 if self.stable is None else self.stable.height
+        return self._floor if self.stable is None else max(self._floor, self.stable.height)
 
     @property
     def high(self) -> int:

@@ -145,7 +145,8 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         self._last_commit: CommitCertificate | None = None
         self._prepared: PreparedCertificate | None = None
         self._prepared_payload: bytes | None = None
-        self._checkpoints = CheckpointTracker(self._config.watermark_window, None)
+        floor = self._config.first_height - 1
+        self._checkpoints = CheckpointTracker(self._config.watermark_window, None, floor)
         self._gc_height = 0
         if persisted is None:
             return
@@ -158,7 +159,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         self._normal = not persisted.in_view_change
         self._floor = persisted.view_floor_height
         self._checkpoints = CheckpointTracker(
-            self._config.watermark_window, persisted.stable_checkpoint
+            self._config.watermark_window, persisted.stable_checkpoint, floor
         )
         self._gc_height = self._checkpoints.low
         commit = persisted.last_commit

@@ -17,9 +17,16 @@ from typing import Any
 from node.daemon.config import NodeConfig, NodeSection, P2PSection, render_config
 from node.daemon.home import create_node_identity, make_home_dir, now_iso, write_genesis
 from node.ledger import crypto
-from node.ledger.genesis import AccountInfo, ConsensusParams, Genesis, ValidatorInfo
+from node.ledger.genesis import (
+    AccountInfo,
+    ConsensusParams,
+    Genesis,
+    GovernanceConfig,
+    ValidatorInfo,
+)
 
 MANIFEST = "testnet.json"
+GOVERNORS = ("manufacturer", "shipper", "retailer", "inspector")
 ACCOUNTS = (
     ("admin", ("admin",)),
     ("manufacturer", ("member",)),
@@ -90,6 +97,8 @@ def generate(
         validators=tuple(vinfos),
         accounts=tuple(accounts),
         consensus=params or ConsensusParams(),
+        # The four member organisations vote on membership (3 of 4 pass a change).
+        governance=GovernanceConfig(governors=GOVERNORS),
     )
     full = [n for n in nodes if not n["validator"]]
     for node in nodes:

@@ -73,3 +73,26 @@ def test_the_next_epoch_starts_from_the_view_and_the_guard_only() -> None:
     assert carried.stable_checkpoint is None and carried.view_floor_height == 2
     assert (state.epoch, carried.epoch) == (0, 1)
     assert PersistedState.from_bytes(carried.to_bytes()) == carried
+
+
+def test_a_replica_of_a_later_epoch_can_propose_its_first_height() -> None:
+    """The low watermark starts at the height before the epoch (found on a real testnet:
+    the next epoch's first height lay above the high watermark, so nobody proposed)."""
+    from consensus import Replica, ReplicaConfig
+    from consensus_testkit import ROOT0, Keys, RecordingApp
+
+    keys = Keys(5)
+    config = ReplicaConfig(
+        chain_id=CHAIN_ID, validators=keys.public, my_index=0, epoch=1, first_height=58
+    )
+    replica = Replica(
+        config,
+        RecordingApp(),
+        keys.signer(0),
+        keys.verify,
+        committed_height=57,
+        committed_state_root=ROOT0,
+        persisted=None,
+    )
+    assert replica.can_propose and replica.next_height == 58
+    assert replica.status()["high_watermark"] >= 58
