@@ -248,6 +248,16 @@ def add_gov_commands(sub: Any) -> None:
     p.add_argument("proposal", type=int)
     client_opts(p)
     p = subcommand(
+        cmds,
+        "new-node-key",
+        "make the node key this validator will rotate to (node_key.next, node_cert.next.pem)",
+        "chain gov new-node-key --home ./mynode",
+        cmd_new_node_key,
+    )
+    p.add_argument("--home", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = subcommand(
         sub,
         "validators",
         "the current validator set and the history of epochs",
