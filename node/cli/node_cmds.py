@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     from node.daemon.node import serve
 
-    return int(trio.run(serve, Path(args.home), args.log_level))
+    return int(
+        trio.run(partial(serve, Path(args.home), args.log_level, stop_on_eof=args.stop_on_eof))
+    )
 
 
 def add_node_commands(sub: Any) -> None:
@@ -80,9 +83,22 @@ def add_node_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
     p = subcommand(
-        sub, "start", "run a node until SIGINT or SIGTERM", "chain start --home ./mynode", cmd_start
+        sub,
+        "start",
+        "run a node until SIGINT, SIGTERM or SIGHUP (exit 0; 1 when it cannot start, "
+        "2 when it halted)",
+        "chain start --home ./mynode",
+        cmd_start,
     )
     p.add_argument("--home", required=True)
+    p.add_argument(
+        "--stop-on-eof",
+        type=int,
+        metavar="FD",
+        dest="stop_on_eof",
+        help="for supervisors: also stop when this inherited file descriptor (the read end "
+        "of a pipe whose write end the supervisor holds) reaches end of file",
+    )
     p.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],

@@ -13,6 +13,12 @@ CONFIG_FILE = "config.toml"
 MAX_SOCKET_PATH_BYTES = 100
 
 
+class StartError(ConfigError):
+    """The node cannot start: its p2p port or control socket is taken, or another process
+    runs on its home. The message names the address or file and what to do; printed without
+    a traceback (a ConfigError), exit status 1."""
+
+
 @dataclass(frozen=True)
 class NodeSection:
     name: str = "node"

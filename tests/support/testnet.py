@@ -40,7 +40,14 @@ class Testnet(LocalTestnet):
     __test__ = False
 
     def __init__(self, validators: int = 1, full_nodes: int = 0, tick_ms: int = 0) -> None:
-        super().__init__(validators=validators, full_nodes=full_nodes, tick_ms=tick_ms, prefix="ct")
+        # supervise: if pytest dies (a CI timeout's SIGKILL), the nodes stop by themselves.
+        super().__init__(
+            validators=validators,
+            full_nodes=full_nodes,
+            tick_ms=tick_ms,
+            prefix="ct",
+            supervise=True,
+        )
 
     def __enter__(self) -> Testnet:
         super().__enter__()
