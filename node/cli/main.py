@@ -1,6 +1,7 @@
 """`chain`: one command with subcommands, the parser built from one module per command group.
 
     node_cmds  keygen, init, start              testnet  testnet up|down|status|logs|kill|start
+    ceremony   genesis member|build|install|hash, peer allow
     query      status, tx, block                apps     item, notarize, record, account
     proofs     receipt, prove, verify, item export, notarize --verify
     common     what they share: errors, output, client options
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from node.cli import apps, node_cmds, proofs, query, testnet
+from node.cli import apps, ceremony, node_cmds, proofs, query, testnet
 from node.cli.common import examples, run_command
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     # The order here is the order `chain --help` lists them in.
     node_cmds.add_node_commands(sub)
+    ceremony.add_ceremony_commands(sub)
     testnet.add_testnet_commands(sub)
     proofs.add_proof_commands(sub)
     query.add_query_commands(sub)

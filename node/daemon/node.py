@@ -30,7 +30,7 @@ from node.daemon.config import CONFIG_FILE, NodeConfig, StartError, load_config
 from node.daemon.home import lock_home
 from node.daemon.store import StoreError
 from node.ledger import crypto
-from node.ledger.genesis import Genesis, load_genesis
+from node.ledger.genesis import ConfigError, Genesis, load_genesis
 
 log = logging.getLogger("chain.node")
 
@@ -45,7 +45,13 @@ def setup_logging(level: str) -> None:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.genesis: Genesis = load_genesis(config.path(config.node.genesis_file))
+        genesis_path = config.path(config.node.genesis_file)
+        if not genesis_path.exists():
+            raise ConfigError(
+                f"{genesis_path}: this home has no genesis yet: install the consortium's with "
+                f"`chain genesis install --home {config.home} genesis.toml` (docs/OPERATIONS.md)"
+            )
+        self.genesis: Genesis = load_genesis(genesis_path)
         self.key = crypto.read_key_file(config.path(config.node.key_file))
         self.parts: setup.Parts | None = None
 
