@@ -2,6 +2,7 @@
 
     node_cmds  keygen, init, start              testnet  testnet up|down|status|logs|kill|start
     ceremony   genesis member|build|install|hash, peer allow
+    data       backup, restore, check
     query      status, tx, block                apps     item, notarize, record, account
     proofs     receipt, prove, verify, item export, notarize --verify
     common     what they share: errors, output, client options
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from node.cli import apps, ceremony, node_cmds, proofs, query, testnet
+from node.cli import apps, ceremony, data, node_cmds, proofs, query, testnet
 from node.cli.common import examples, run_command
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The order here is the order `chain --help` lists them in.
     node_cmds.add_node_commands(sub)
     ceremony.add_ceremony_commands(sub)
+    data.add_data_commands(sub)
     testnet.add_testnet_commands(sub)
     proofs.add_proof_commands(sub)
     query.add_query_commands(sub)
