@@ -7,13 +7,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from node.cli.common import out, subcommand
+from node.cli.common import CliError, out, subcommand
+
+
+def _store_errors(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run func; a store that cannot be opened or read is a message, not a traceback."""
+    from node.daemon.store import StoreError
+
+    try:
+        return func(*args, **kwargs)
+    except StoreError as exc:
+        raise CliError(f"{exc} (is --home the node's home?)") from exc
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from node.daemon.backup import backup_home
 
-    info = backup_home(Path(args.home), Path(args.out), force=args.force)
+    info = _store_errors(backup_home, Path(args.home), Path(args.out), force=args.force)
     m = info.manifest
     out(
         args,
@@ -30,7 +40,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from node.daemon.backup import restore_home
 
-    done = restore_home(Path(args.backup), Path(args.home))
+    done = _store_errors(restore_home, Path(args.backup), Path(args.home))
     guard = {
         "kept": "kept this node's vote guard (its last signed votes)",
         "backup": "vote guard from the backup (no newer one here): never run this key elsewhere",
@@ -62,7 +72,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from node.daemon.replay import check_home
 
-    report = check_home(Path(args.home), replay=args.replay)
+    report = _store_errors(check_home, Path(args.home), replay=args.replay)
     out(
         args,
         {

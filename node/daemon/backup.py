@@ -82,7 +82,7 @@ def backup_home(home: Path, out: Path, *, force: bool = False) -> BackupInfo:
     try:
         store = _open(config, readonly=True)
     except StoreError as exc:
-        raise BackupError(f"{config.path(config.node.data_dir)}: {exc}") from exc
+        raise BackupError(f"{exc}: has the node run yet?") from exc
     scratch = Path(tempfile.mkdtemp(prefix=".backup-", dir=out.parent if out.parent else "."))
     try:
         with store.env.begin() as txn:

@@ -141,7 +141,10 @@ def load_genesis(path: Path) -> Genesis:
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: genesis file not found (run `chain init`?)") from exc
+        raise ConfigError(
+            f"{path}: genesis file not found (install the consortium's with `chain genesis "
+            "install`, or make a one-validator chain with `chain init --single`)"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_genesis(doc, str(path))
