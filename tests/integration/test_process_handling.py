@@ -107,7 +107,9 @@ def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: signal.Signals(s).name
+)
 def test_a_stop_signal_stops_foreground_testnet_and_every_node(
     workdir: Path, sig: signal.Signals
 ) -> None:
