@@ -143,6 +143,7 @@ INTRO = [
     "scripts/bench_scale.py validators            # 4, 7, 10 validators, about 8 minutes",
     "scripts/bench_scale.py chain                 # 1,000,000 txs, reads, RSS, restart, sync",
     ".venv/bin/python scripts/bench_block.py      # per-block costs in one process",
+    "scripts/bench_wan.py                         # 4 validators at RTT 0/50/150 ms, ~3 min",
     "```",
     "",
 ]

@@ -3,6 +3,8 @@
     node_cmds  keygen, init, start              testnet  testnet up|down|status|logs|kill|start
     query      status, tx, block, doctor        apps     item, notarize, record, account
     gateway    gateway init|issue-client|issue-token|revoke|list
+    ceremony   genesis member|build|install|hash, peer allow
+    data       backup, restore, check
     proofs     receipt, prove, verify, item export, notarize --verify
     gov        gov propose|vote|list|show, validators, account rotate
     common     what they share: errors, output, client options
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from node.cli import apps, gateway, gov, node_cmds, proofs, query, testnet
+from node.cli import apps, ceremony, data, gateway, gov, node_cmds, proofs, query, testnet
 from node.cli.common import examples, run_command
 
 
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     # The order here is the order `chain --help` lists them in.
     node_cmds.add_node_commands(sub)
+    ceremony.add_ceremony_commands(sub)
+    data.add_data_commands(sub)
     testnet.add_testnet_commands(sub)
     proofs.add_proof_commands(sub)
     query.add_query_commands(sub)

@@ -23,6 +23,23 @@ def _net(args: argparse.Namespace) -> LocalTestnet:
     return LocalTestnet(Path(args.dir))
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (systemd, docker, CI timeouts) and SIGHUP (a closed terminal) stop a
+    foreground testnet the way Ctrl-C does: KeyboardInterrupt, then every node is stopped."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.default_int_handler)
+
+
+def _ignore_signals() -> None:
+    """While stopping the nodes: a second signal must not cut `stop_all` short (the nodes
+    would be left running); a SIGKILL still works, and the nodes follow through the pipe."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     net = LocalTestnet(
         Path(args.dir),
@@ -31,43 +48,62 @@ def cmd_up(args: argparse.Namespace) -> int:
         base_port=args.base_port,
         chain_id=args.chain_id,
         tick_ms=args.tick_ms,
+        supervise=not args.detach,  # foreground: the nodes never outlive this process
         gateway=args.gateway,
     )
     if args.fresh:
         net.wipe()
     manifest = net.prepare()
-    net.start_all()
-    print(
-        f"testnet of {manifest['validators']} validator(s) and {manifest['full_nodes']} full "
-        f"node(s) starting in {net.dir} ...",
-        flush=True,
-    )
-    if not net.wait_committing(START_TIMEOUT_S):
+    _stop_on_signals()
+    started = False
+    try:
+        net.start_all()
         print(
-            f"nodes did not all commit within {START_TIMEOUT_S:.0f}s; see {net.dir}/node*/node.log",
-            file=sys.stderr,
-        )
-        if not args.detach:
-            net.stop_all()
-        return 1
-    print(
-        f"committing. send transactions with e.g. `chain item register pallet-1` "
-        f"(socket {net.dir}/node0/control.sock, key {net.dir}/accounts/admin.key)",
-        flush=True,
-    )
-    if net.gateway and net.exists():
-        print(
-            f"gateways on: {net.gateway_url(0)} (explorer {net.gateway_url(0)}/explorer/), "
-            f"credentials in {net.gateway_clients_dir()}/<node>/<role>",
+            f"testnet of {manifest['validators']} validator(s) and {manifest['full_nodes']} "
+            f"full node(s) starting in {net.dir} ...",
             flush=True,
         )
-    if args.detach:
-        return 0
-    return _watch(net, args)
+        if not net.wait_committing(START_TIMEOUT_S, fail_fast=True):
+            raise TestnetError(
+                f"nodes did not all commit within {START_TIMEOUT_S:.0f}s; "
+                f"see {net.dir}/node*/node.log"
+            )
+        started = True
+        print(
+            f"committing. send transactions with e.g. `chain item register pallet-1` "
+            f"(socket {net.dir}/node0/control.sock, key {net.dir}/accounts/admin.key)",
+            flush=True,
+        )
+        if net.gateway and net.exists():
+            print(
+                f"gateways on: {net.gateway_url(0)} (explorer {net.gateway_url(0)}/explorer/), "
+                f"credentials in {net.gateway_clients_dir()}/<node>/<role>",
+                flush=True,
+            )
+        if args.detach:
+            return 0
+        return _watch(net, args)
+    except TestnetError as exc:
+        if "already in use" in str(exc):
+            raise TestnetError(
+                f"{exc}\n(for this testnet: `chain testnet up --fresh --base-port N` makes it "
+                "again on other ports)"
+            ) from exc
+        raise
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0 if started else 130  # stopped before it came up: as run_command does
+    finally:
+        if not (started and args.detach):
+            _ignore_signals()
+            net.stop_all()
+            net.close_lifeline()
+            print("testnet stopped", flush=True)
 
 
 def _watch(net: LocalTestnet, args: argparse.Namespace) -> int:
-    """The live view (and the demo with --demo) until Ctrl-C or --duration; then down."""
+    """The live view (and the demo with --demo) until a stop signal or --duration; the
+    caller stops the nodes."""
     demo = None
     if args.demo:
         from node.testnet.demo import start_demo
@@ -84,10 +120,10 @@ def _watch(net: LocalTestnet, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
-        net.stop_all()  # first: the demo's pending calls then fail at once
         if demo is not None:
+            _ignore_signals()
+            net.stop_all()  # first: the demo's pending calls then fail at once
             demo.stop()
-    print("testnet stopped", flush=True)
     return 0
 
 

@@ -7,10 +7,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from node.ledger.genesis import ConfigError
+from node.ledger.genesis import ADDRESS_RE, ConfigError, check_fields
 
 CONFIG_FILE = "config.toml"
 MAX_SOCKET_PATH_BYTES = 100
+
+
+class StartError(ConfigError):
+    """The node cannot start: its p2p port or control socket is taken, or another process
+    runs on its home. The message names the address or file and what to do; printed without
+    a traceback (a ConfigError), exit status 1."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ class NodeSection:
 @dataclass(frozen=True)
 class P2PSection:
     listen: str = "127.0.0.1:26650"
+    # The host:port the others dial (what `chain genesis member` exports), when it differs
+    # from `listen`: a DNS name, a NAT's public address, "0.0.0.0" listening. "" = listen.
+    advertise: str = ""
     # Non-validator peers: "hex public key@host:port" (validators come from genesis).
     peers: tuple[str, ...] = ()
     # Public keys (hex) of non-validator full nodes allowed to connect, with their cert files.
@@ -110,12 +119,29 @@ class NodeConfig:
     def listen_host_port(self) -> tuple[str, int]:
         return split_address(self.p2p.listen, f"{self.home / CONFIG_FILE}: [p2p] listen")
 
+    @property
+    def advertised_address(self) -> str:
+        """The address other nodes dial: [p2p] advertise, or listen when that is empty."""
+        return self.p2p.advertise or self.p2p.listen
+
 
 def split_address(address: str, where: str) -> tuple[str, int]:
+    """(host, port) of "host:port" or "[v6]:port" (brackets dropped, as sockets want)."""
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{where}: {address!r} must be host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     return host, int(port)
+
+
+def _check_public_key_hex(text: str, where: str) -> None:
+    try:
+        ok = len(bytes.fromhex(text)) == 32
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}: {text!r} is not a public key (64 hex characters)")
 
 
 SECTIONS = {
@@ -129,14 +155,9 @@ SECTIONS = {
 
 
 def _section(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table")
-    known = {f.name: f for f in fields(cls)}
+    check_fields(raw, where, [f.name for f in fields(cls)])
     values: dict[str, Any] = {}
     for name, value in raw.items():
-        f = known.get(name)
-        if f is None:
-            raise ConfigError(f"{where}: unknown field `{name}`; known: {', '.join(known)}")
         default = getattr(cls(), name)
         if isinstance(default, bool):
             ok = isinstance(value, bool)
@@ -165,9 +186,7 @@ def load_config(home: Path) -> NodeConfig:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(doc) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}")
+    check_fields(doc, str(path), SECTIONS, what="section")
     sections = {
         name: _section(cls, doc.get(name, {}), f"{path}: [{name}]")
         for name, cls in SECTIONS.items()
@@ -179,6 +198,7 @@ def load_config(home: Path) -> NodeConfig:
     if config.node.log_format not in ("text", "json"):
         raise ConfigError(f"{path}: [node] log_format must be text or json")
     split_address(config.gateway.listen, f"{path}: [gateway] listen")
+    _check_p2p(config.p2p, f"{path}: [p2p]")
     sock = str(config.socket_path.absolute())
     if len(sock.encode()) >= MAX_SOCKET_PATH_BYTES:
         raise ConfigError(
@@ -186,6 +206,25 @@ def load_config(home: Path) -> NodeConfig:
             f"{MAX_SOCKET_PATH_BYTES - 1}: use a shorter --home or an absolute short path"
         )
     return config
+
+
+def _check_p2p(p2p: P2PSection, where: str) -> None:
+    """Entries a node would otherwise trip over only once it dials or accepts someone."""
+    if p2p.advertise and not ADDRESS_RE.match(p2p.advertise):
+        raise ConfigError(
+            f"{where} advertise: {p2p.advertise!r} must be host:port that others can dial "
+            "(a DNS name or an IP address, not 0.0.0.0)"
+        )
+    if p2p.advertise.startswith(("0.0.0.0:", "[::]:")):
+        raise ConfigError(f"{where} advertise: {p2p.advertise!r} cannot be dialled")
+    for i, entry in enumerate(p2p.peers):
+        pub_hex, sep, address = entry.partition("@")
+        if not sep:
+            raise ConfigError(f"{where} peers[{i}]: {entry!r} must be <public key hex>@host:port")
+        _check_public_key_hex(pub_hex, f"{where} peers[{i}]")
+        split_address(address, f"{where} peers[{i}]")
+    for i, entry in enumerate(p2p.allow):
+        _check_public_key_hex(entry, f"{where} allow[{i}]")
 
 
 def render_config(config: NodeConfig) -> str:

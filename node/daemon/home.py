@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node.daemon.config import NodeConfig, NodeSection, P2PSection, render_config
+from node.daemon.config import NodeConfig, NodeSection, P2PSection, StartError, render_config
 from node.ledger import crypto
 from node.ledger.genesis import (
     AccountInfo,
@@ -19,6 +20,32 @@ from node.ledger.genesis import (
     render_genesis,
 )
 from p2p.identity import make_certificate
+
+LOCK_FILE = "node.lock"
+
+
+def lock_home(home: Path, purpose: str = "chain start") -> int:
+    """Take the home's exclusive lock (flock on <home>/node.lock) and return its descriptor;
+    the lock lasts until the descriptor is closed or the process ends (also by SIGKILL).
+
+    Two processes on one home would both commit to one LMDB store and sign with one key:
+    a second node, or a restore under a running node, is refused instead."""
+    path = Path(home) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise StartError(
+            f"{path}: another process (pid {holder}) holds this node home: a node runs on "
+            f"it; stop that node first, then retry `{purpose}`"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def make_home_dir(home: Path) -> None:

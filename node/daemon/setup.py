@@ -116,6 +116,15 @@ class Parts:
     gateway: Gateway | None
 
 
+def may_need_network(config: NodeConfig, genesis: Genesis) -> bool:
+    """needs_network without the store (for checks made before it opens)."""
+    return (
+        len(genesis.validators) > 1
+        or bool(config.p2p.peers or config.p2p.allow)
+        or bool(genesis.governance.governors)
+    )
+
+
 def needs_network(config: NodeConfig, genesis: Genesis, chain: Chain) -> bool:
     """A lone validator with no peers and no governance runs without p2p; any other node
     listens (a chain with governors may gain validators)."""

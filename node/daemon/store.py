@@ -99,8 +99,20 @@ class TxnReader:
 
 
 class Store:
-    def __init__(self, path: Path, *, map_size_bytes: int = 1 << 34, sync: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        map_size_bytes: int = 1 << 34,
+        sync: bool = True,
+        readonly: bool = False,
+    ) -> None:
+        """readonly: for `chain backup` and `chain check`, beside a running node (LMDB
+        readers in other processes never block its writer); nothing is created."""
         path = Path(path)
+        self.readonly = readonly
+        if readonly and not (path / "data.mdb").exists():
+            raise StoreError(f"no store at {path} (no data.mdb)")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self.env = lmdb.open(
@@ -111,10 +123,13 @@ class Store:
                 metasync=sync,
                 max_readers=256,
                 readahead=False,
+                readonly=readonly,
             )
+            self.db = {
+                name: self.env.open_db(name.encode(), create=not readonly) for name in DB_NAMES
+            }
         except lmdb.Error as exc:
             raise StoreError(f"cannot open LMDB at {path}: {exc}") from exc
-        self.db = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
         self.tree = StateTree(self.db["statenodes"])
         self._write_lock = threading.Lock()
         self._head: Head | None = None
@@ -127,8 +142,10 @@ class Store:
     # --- setup ---------------------------------------------------------------------------
 
     def _check_schema(self) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.env.begin(write=not self.readonly) as txn:
             raw = txn.get(b"schema_version", db=self.db["meta"])
+            if raw is None and self.readonly:
+                raise StoreError("this store has no schema version: not a node's data dir")
             if raw is None:
                 txn.put(b"schema_version", h8(SCHEMA_VERSION), db=self.db["meta"])
             elif struct.unpack(">Q", raw)[0] != SCHEMA_VERSION:
@@ -176,7 +193,11 @@ class Store:
 
     def _read_head(self) -> Head:
         with self.env.begin() as txn:
-            raw = txn.get(b"head", db=self.db["meta"])
+            return self.read_head_in(txn)
+
+    def read_head_in(self, txn: Any) -> Head:
+        """The head as of an open transaction (a backup reads it from its copy's snapshot)."""
+        raw = txn.get(b"head", db=self.db["meta"])
         if raw is None:
             raise StoreError("store has no genesis; call init_genesis first")
         height, block_hash, state_root, results_root, ts = encoding.unpack_fast(bytes(raw))
@@ -318,6 +339,14 @@ class Store:
         head = self.head.height
         items = [(int(h), bytes(p), bytes(c)) for h, p, c in encoding.unpack_fast(bytes(raw))]
         return sorted(i for i in items if i[0] > head)
+
+    def replace_consensus(self, record: bytes | None) -> None:
+        """For a restore: put `record` (the replaced store's, newer than the backup's) as the
+        replica's persisted state unless None, and drop the journal of decided blocks."""
+        with self._write_lock, self._writing() as txn:
+            if record is not None:
+                txn.put(b"replica", record, db=self.db["consensus"])
+            txn.delete(b"decided", db=self.db["consensus"])
 
     def load_consensus(self) -> bytes | None:
         with self.env.begin() as txn:

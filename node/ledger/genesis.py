@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,38 @@ from node.ledger import crypto, encoding
 from node.ledger.schema import RESERVED_ROLES, ROLES
 
 CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# host:port where host is a DNS name, an IPv4 address or a bracketed IPv6 address.
+ADDRESS_RE = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)"
+    r":(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})$"
+)
 
 
 class ConfigError(Exception):
     """A config or genesis file is missing or wrong; the message names file, field and fix."""
+
+
+def check_fields(
+    table: Any, where: str, known: Iterable[str], what: str = "field"
+) -> dict[str, Any]:
+    """`table` as a dict, provided it is a TOML table whose every key is in `known`.
+
+    Used at every level of genesis.toml, config.toml and member files: a misspelt key
+    (`adress`) must never be dropped silently, because what is dropped is neither applied
+    nor covered by the genesis hash, and two organisations could then hold different files
+    with the same hash."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table, got {table!r}")
+    names = sorted(known)
+    unknown = sorted(k for k in table if k not in names)
+    if unknown:
+        listed = ", ".join(f"`{k}`" for k in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"{where}: unknown {what}{plural} {listed} (nothing is ignored: fix or remove "
+            f"it); known {what}s: {', '.join(names)}"
+        )
+    return table
 
 
 @dataclass(frozen=True)
@@ -112,7 +141,10 @@ def load_genesis(path: Path) -> Genesis:
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: genesis file not found (run `chain init`?)") from exc
+        raise ConfigError(
+            f"{path}: genesis file not found (install the consortium's with `chain genesis "
+            "install`, or make a one-validator chain with `chain init --single`)"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_genesis(doc, str(path))
@@ -138,36 +170,56 @@ def _key(doc: dict[str, Any], where: str) -> bytes:
     return key
 
 
+GENESIS_FIELDS = ("chain_id", "genesis_time", "validators", "accounts", "consensus", "governance")
+VALIDATOR_FIELDS = ("name", "public_key", "address", "certificate")
+ACCOUNT_FIELDS = ("name", "public_key", "roles")
+
+
+def _opt_str(doc: dict[str, Any], key: str, where: str) -> str:
+    value = doc.get(key, "")
+    if not isinstance(value, str):
+        # e.g. an unquoted TOML date: str() of it would hash differently from its text.
+        raise ConfigError(f"{where}: field `{key}` must be a string, got {value!r}")
+    return value
+
+
 def parse_genesis(doc: dict[str, Any], source: str) -> Genesis:
+    check_fields(doc, source, GENESIS_FIELDS)
     chain_id = _need(doc, "chain_id", str, source)
     if not CHAIN_ID_RE.match(chain_id):
         raise ConfigError(f"{source}: `chain_id` {chain_id!r} must match {CHAIN_ID_RE.pattern}")
-    genesis_time = str(doc.get("genesis_time", ""))
+    genesis_time = _opt_str(doc, "genesis_time", source)
     validators = []
     for i, v in enumerate(_need(doc, "validators", list, source)):
         where = f"{source}: validators[{i}]"
-        if not isinstance(v, dict):
-            raise ConfigError(f"{where}: must be a table")
+        check_fields(v, where, VALIDATOR_FIELDS)
         address = _need(v, "address", str, where)
-        if ":" not in address:
-            raise ConfigError(f"{where}: `address` must be host:port, got {address!r}")
+        if not ADDRESS_RE.match(address):
+            raise ConfigError(
+                f"{where}: `address` must be host:port (a DNS name or an IP address), "
+                f"got {address!r}"
+            )
         validators.append(
             ValidatorInfo(
                 name=_need(v, "name", str, where),
                 public_key=_key(v, where),
                 address=address,
-                certificate=str(v.get("certificate", "")),
+                certificate=_opt_str(v, "certificate", where),
             )
         )
     if not validators:
         raise ConfigError(f"{source}: `validators` must list at least one validator")
     if len({v.public_key for v in validators}) != len(validators):
         raise ConfigError(f"{source}: two validators share a public key")
+    if len({v.name for v in validators}) != len(validators):
+        raise ConfigError(f"{source}: two validators share a name")
+    raw_accounts = doc.get("accounts", [])
+    if not isinstance(raw_accounts, list):
+        raise ConfigError(f"{source}: `accounts` must be a list of [[accounts]] tables")
     accounts = []
-    for i, a in enumerate(doc.get("accounts", [])):
+    for i, a in enumerate(raw_accounts):
         where = f"{source}: accounts[{i}]"
-        if not isinstance(a, dict):
-            raise ConfigError(f"{where}: must be a table")
+        check_fields(a, where, ACCOUNT_FIELDS)
         roles = _need(a, "roles", list, where)
         for r in roles:
             if r not in ROLES:
@@ -184,13 +236,11 @@ def parse_genesis(doc: dict[str, Any], source: str) -> Genesis:
         )
     if len({a.public_key for a in accounts}) != len(accounts):
         raise ConfigError(f"{source}: two accounts share a public key")
+    if len({a.name for a in accounts}) != len(accounts):
+        raise ConfigError(f"{source}: two accounts share a name")
     params = ConsensusParams()
-    raw_params = doc.get("consensus", {})
-    if not isinstance(raw_params, dict):
-        raise ConfigError(f"{source}: [consensus] must be a table")
+    raw_params = check_fields(doc.get("consensus", {}), f"{source}: [consensus]", vars(params))
     for name, value in raw_params.items():
-        if not hasattr(params, name):
-            raise ConfigError(f"{source}: [consensus] unknown field `{name}`")
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{source}: [consensus] `{name}` must be a positive integer")
     params = ConsensusParams(**{**vars(params), **raw_params})
@@ -214,12 +264,7 @@ def _parse_governance(raw: Any, accounts: list[AccountInfo], source: str) -> Gov
     where = f"{source}: [governance]"
     if raw is None:
         return GovernanceConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
-    known = {f for f in vars(GovernanceConfig())}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {sorted(known)}")
+    check_fields(raw, where, vars(GovernanceConfig()))
     governors = raw.get("governors", [])
     names = [a.name for a in accounts]
     if not isinstance(governors, list) or not all(isinstance(g, str) for g in governors):
@@ -229,6 +274,10 @@ def _parse_governance(raw: Any, accounts: list[AccountInfo], source: str) -> Gov
             raise ConfigError(f"{where}: governor {g!r} is not an account in [[accounts]]")
     if len(set(governors)) != len(governors):
         raise ConfigError(f"{where}: a governor is listed twice")
+    if not governors:
+        # Without governors the section is left out of the hash (to_obj), so its other
+        # fields would be ignored: refuse them rather than drop them.
+        raise ConfigError(f"{where}: `governors` is empty; list governors or remove the section")
     config = GovernanceConfig(governors=tuple(governors))
     values = dict(vars(config))
     for name in ("threshold_num", "threshold_den", "proposal_ttl_blocks"):

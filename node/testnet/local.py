@@ -8,6 +8,11 @@ signals, stops and restarts them, and asks them for their status over their cont
 sockets. Nodes are found again through `node.pid` in their home, so another process (a
 second `chain testnet ...` in another terminal) can drive a testnet it did not start.
 
+With `supervise=True` (a foreground `chain testnet up`, the tests) the nodes this object
+starts hold the read end of a lifeline pipe whose write end only this process has
+(`chain start --stop-on-eof`): when this process ends, however it ends (SIGKILL too), the
+kernel closes the pipe and every node stops. Without it (`--detach`) they outlive it.
+
 Nodes are named node0, node1, ...; every method that takes a node accepts the name or its
 index.
 """
@@ -104,6 +109,7 @@ class LocalTestnet:
         prefix: str = "testnet",
         rpc_timeout_s: float = 30.0,
         gateway: bool = False,
+        supervise: bool = False,
     ) -> None:
         self.temp_root: Path | None = None
         if directory is None:
@@ -121,6 +127,9 @@ class LocalTestnet:
         self._chain_id = chain_id
         self._manifest: dict[str, Any] | None = None
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # the nodes this object started
+        self._exited: dict[str, int] = {}  # of those, the ones that exited: their status
+        self.supervise = supervise
+        self._lifeline: tuple[int, int] | None = None  # (read end, write end)
 
     # --- what is there ---------------------------------------------------------------------
 
@@ -255,6 +264,7 @@ class LocalTestnet:
             if self.exists():
                 self.stop_all()
         finally:
+            self.close_lifeline()
             if self.remove_on_down:
                 shutil.rmtree(self.temp_root or self.dir, ignore_errors=True)
 
@@ -279,8 +289,39 @@ class LocalTestnet:
     def reap(self) -> None:
         """Collect the exit status of nodes this object started and that have exited."""
         for name, proc in list(self._procs.items()):
-            if proc.poll() is not None:
+            status = proc.poll()
+            if status is not None:
                 del self._procs[name]
+                self._exited[name] = status
+
+    def failed(self) -> dict[str, int]:
+        """Nodes this object started that have exited with a non-zero status since, by name."""
+        self.reap()
+        return {name: status for name, status in self._exited.items() if status != 0}
+
+    def node_error(self, node: NodeRef) -> str:
+        """What a node said about why it stopped: its last `error:` line, else its last
+        log lines (for a testnet that must say why a node did not start)."""
+        try:
+            lines = self.log(node).rstrip().splitlines()
+        except OSError:
+            return "(no log)"
+        for line in reversed(lines[-200:]):
+            if line.startswith("error: "):
+                return line[len("error: ") :]
+        return "\n".join(lines[-5:]) or "(empty log)"
+
+    def _lifeline_fd(self) -> int:
+        if self._lifeline is None:
+            self._lifeline = os.pipe()  # both ends close-on-exec: only pass_fds hands one on
+        return self._lifeline[0]
+
+    def close_lifeline(self) -> None:
+        """Close the lifeline pipe: every node started with it stops (as if we had died)."""
+        if self._lifeline is not None:
+            for fd in self._lifeline:
+                os.close(fd)
+            self._lifeline = None
 
     def pid(self, node: NodeRef) -> int | None:
         """The node's process id while it runs (from node.pid in its home), else None."""
@@ -304,15 +345,24 @@ class LocalTestnet:
         sock = home / "control.sock"
         if sock.exists():
             sock.unlink()  # stale after a kill -9; the node would refuse to start otherwise
+        command = [sys.executable, "-m", "node", "start", "--home", str(home)]
+        pass_fds: tuple[int, ...] = ()
+        if self.supervise:
+            pass_fds = (self._lifeline_fd(),)
+            command += ["--stop-on-eof", str(pass_fds[0])]
         with open(home / "node.log", "ab") as log:  # the child keeps its own descriptor
             proc = subprocess.Popen(
-                [sys.executable, "-m", "node", "start", "--home", str(home)],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # Its own session: a Ctrl-C or a hang-up of our terminal reaches only us,
+                # and we stop the nodes in order.
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         self._procs[name] = proc
+        self._exited.pop(name, None)
         (home / "node.pid").write_text(str(proc.pid))
         return proc.pid
 
@@ -384,17 +434,35 @@ class LocalTestnet:
             return None
 
     def wait_committing(
-        self, timeout_s: float, min_height: int = 1, nodes: list[NodeRef] | None = None
+        self,
+        timeout_s: float,
+        min_height: int = 1,
+        nodes: list[NodeRef] | None = None,
+        *,
+        fail_fast: bool = False,
     ) -> bool:
-        """Whether every node (or each of `nodes`) reached min_height within timeout_s."""
+        """Whether every node (or each of `nodes`) reached min_height within timeout_s.
+        With fail_fast, a node this object started that exits meanwhile is a TestnetError
+        at once, with the node's own error (a taken port, a bad config)."""
         names = self.names if nodes is None else [self.name(n) for n in nodes]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if fail_fast:
+                self._raise_if_failed(names)
             statuses = [self.status(n) for n in names]
             if all(s is not None and s["height"] >= min_height for s in statuses):
                 return True
             time.sleep(2 * POLL_S)
         return False
+
+    def _raise_if_failed(self, names: list[str]) -> None:
+        self.reap()
+        for name in names:
+            if name in self._exited:
+                raise TestnetError(
+                    f"{name} exited (status {self._exited[name]}) while starting: "
+                    f"{self.node_error(name)} (log: {self.log_path(name)})"
+                )
 
     def wait_height(self, node: NodeRef, height: int, timeout_s: float = 60.0) -> dict[str, Any]:
         """The node's status once it reports `height` or above (TestnetError after timeout_s)."""

@@ -40,7 +40,14 @@ def test_start_then_sigterm_exits_zero_and_removes_socket() -> None:
         home = root / "n"
         port = free_base_port(1)
         chain_cmd(
-            "init", "--home", str(home), "--chain-id", "life", "--listen", f"127.0.0.1:{port}"
+            "init",
+            "--single",
+            "--home",
+            str(home),
+            "--chain-id",
+            "life",
+            "--listen",
+            f"127.0.0.1:{port}",
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "node", "start", "--home", str(home)],
@@ -139,7 +146,7 @@ def test_full_map_halts_with_a_message_and_restarts_intact() -> None:
     try:
         home = root / "n"
         listen = f"127.0.0.1:{free_base_port(1)}"
-        chain_cmd("init", "--home", str(home), "--chain-id", "full", "--listen", listen)
+        chain_cmd("init", "--single", "--home", str(home), "--chain-id", "full", "--listen", listen)
         config = home / "config.toml"
         config.write_text(config.read_text().replace("map_size_mb = 16384", "map_size_mb = 2"))
         proc = subprocess.Popen(

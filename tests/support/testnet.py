@@ -42,12 +42,14 @@ class Testnet(LocalTestnet):
     def __init__(
         self, validators: int = 1, full_nodes: int = 0, tick_ms: int = 0, gateway: bool = False
     ) -> None:
+        # supervise: if pytest dies (a CI timeout's SIGKILL), the nodes stop by themselves.
         super().__init__(
             validators=validators,
             full_nodes=full_nodes,
             tick_ms=tick_ms,
             prefix="ct",
             gateway=gateway,
+            supervise=True,
         )
 
     def __enter__(self) -> Testnet:

@@ -78,8 +78,9 @@ def test_the_next_epoch_starts_from_the_view_and_the_guard_only() -> None:
 def test_a_replica_of_a_later_epoch_can_propose_its_first_height() -> None:
     """The low watermark starts at the height before the epoch (found on a real testnet:
     the next epoch's first height lay above the high watermark, so nobody proposed)."""
-    from consensus import Replica, ReplicaConfig
     from consensus_testkit import ROOT0, Keys, RecordingApp
+
+    from consensus import Replica, ReplicaConfig
 
     keys = Keys(5)
     config = ReplicaConfig(
