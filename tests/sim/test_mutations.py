@@ -12,7 +12,6 @@ CI searches it in the adversarial mix with n = 4, where it fails at seed 339."""
 from __future__ import annotations
 
 import pytest
-from sim_world import run_seed
 
 from consensus.config import (
     MUTATION_ACCEPT_SECOND_PRE_PREPARE,
@@ -21,6 +20,7 @@ from consensus.config import (
     MUTATION_PERSIST_AFTER_SEND,
     MUTATION_QUORUM_2F,
 )
+from simulator.world import run_seed
 
 MAX_SEEDS = 10_000
 SEARCH: dict[str, tuple[str, int | None, int]] = {  # mutation: (profile, n, first failure)
