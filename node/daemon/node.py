@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from consensus import CommitCertificate
+from consensus.ready import replay_on_start
 from node.daemon.api.methods import Api
 from node.daemon.chain import Chain, SubmitOutcome
 from node.daemon.config import NodeConfig, load_config
@@ -81,11 +82,10 @@ class Node:
         self._replay_decided()
 
     def _replay_decided(self) -> None:
-        """Commit blocks our replica decided just before a crash that the store lacks."""
+        """Commit blocks our replica decided just before a crash that the store lacks (the
+        restart rule the simulator runs too: consensus.ready.replay_on_start)."""
         store = self.chain.store
-        for height, payload, cert in store.load_decided():
-            if height != store.head.height + 1:
-                break
+        for height, payload, cert in replay_on_start(store.load_decided(), store.head.height):
             block = self.chain.decode_payload(payload)
             store.commit_block(
                 block, cert, chain_id=self.genesis.chain_id, signature_ok=lambda t: t.signature_ok()
