@@ -133,9 +133,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             # Our checkpoint votes died with the process; a stable checkpoint may need ours.
             self._own_checkpoint = self._sign_checkpoint(committed_height, committed_state_root)
         self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
-        # What this replica last asked to make durable; equal, in every field must_sync
-        # compares, to `persisted` (or to a fresh replica's state on first start).
-        self._durable = self._snapshot()
+        self._durable = self._snapshot()  # equal to `persisted` in every field must_sync reads
         self._check_invariants()
 
     def _restore(self, persisted: PersistedState | None) -> None:
