@@ -17,7 +17,8 @@ in the node (node/daemon/driver.py) and in the simulator (simulator/host.py):
    out: a later batch only decides higher heights, so blocks are committed in height
    order). A host runs this as a loop over a queue of batches, bounded by
    MAX_BATCHES_PER_INPUT, never by recursion; no further input reaches the replica until
-   the queue is empty.
+   the queue is empty. (The Replica itself would accept inputs between a Deliver and its
+   executed(); half of the simulator's runs feed it so, to try more schedules.)
 
 On start, before the Replica is rebuilt, the host commits the journaled blocks that continue
 its stored chain (`replay_on_start`), so a block decided before a crash is never lost
