@@ -23,6 +23,7 @@ from consensus.certificates import (
     vote_signing_bytes,
 )
 from consensus.config import App, ReplicaConfig, Signer, Verifier
+from consensus.invariants import InvariantViolation
 from consensus.messages import (
     Checkpoint,
     Commit,
@@ -53,6 +54,7 @@ __all__ = [
     "CommitNotice",
     "Deliver",
     "FetchBlocks",
+    "InvariantViolation",
     "Message",
     "MessageError",
     "Misbehaviour",

@@ -1,6 +1,7 @@
 """The last-signed guard: a replica never signs two conflicting votes, even across restarts.
 
-Rules (checked before every signature, recorded and persisted before the signature leaves):
+Rules (checked before every signature, recorded and persisted before the signature leaves;
+recording a vote the rules forbid is a bug in the caller: InvariantViolation):
 - votes (pre-prepare, prepare, commit) are signed in increasing (view, height) order per phase,
   and at most one digest per (phase, view, height);
 - after a view change for view v, no vote for a view below v;
@@ -10,6 +11,7 @@ Rules (checked before every signature, recorded and persisted before the signatu
 from __future__ import annotations
 
 from consensus.certificates import PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE
+from consensus.invariants import InvariantViolation
 from consensus.persisted import PersistedState, SignedVote
 
 
@@ -51,29 +53,24 @@ class SigningGuard:
         last = self.last_votes[PHASE_PRE_PREPARE]
         return last is None or (view, height) > (last.view, last.height)
 
-    def record_vote(self, phase: str, view: int, height: int, digest: bytes) -> bool:
-        """Record a vote about to be signed; True when the persisted record changed."""
+    def record_vote(self, phase: str, view: int, height: int, digest: bytes) -> None:
+        """Record a vote about to be signed (the replica persists the record first)."""
         if not self.allows_vote(phase, view, height, digest):
-            raise ValueError(f"the last-signed guard forbids {phase} {view}/{height}")
-        vote = SignedVote(view, height, digest)
-        changed = self.last_votes[phase] != vote
-        self.last_votes[phase] = vote
-        return changed
+            raise InvariantViolation(f"the last-signed guard forbids {phase} {view}/{height}")
+        self.last_votes[phase] = SignedVote(view, height, digest)
 
     def allows_view_change(self, view: int) -> bool:
         return view >= self.last_view_change
 
-    def record_view_change(self, view: int) -> bool:
+    def record_view_change(self, view: int) -> None:
         if not self.allows_view_change(view):
-            raise ValueError(f"the last-signed guard forbids a view change to {view}")
-        changed = view != self.last_view_change
+            raise InvariantViolation(f"the last-signed guard forbids a view change to {view}")
         self.last_view_change = view
-        return changed
 
     def allows_new_view(self, view: int) -> bool:
         return view > self.last_new_view and view >= self.last_view_change
 
     def record_new_view(self, view: int) -> None:
         if not self.allows_new_view(view):
-            raise ValueError(f"the last-signed guard forbids a second new view for {view}")
+            raise InvariantViolation(f"the last-signed guard forbids a second new view for {view}")
         self.last_new_view = view

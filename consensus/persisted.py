@@ -3,6 +3,10 @@
 Rebuilt from it after a crash, a replica never signs a vote that conflicts with one it signed
 before (the last-signed guard, as CometBFT's privval) and still carries its prepared block
 into the next view change, so a block prepared before a whole-cluster restart is never lost.
+
+The replica does not flag what is dirty: after every input it compares its state with the
+last state it asked to persist (`must_sync`, as etcd raft's MustSync compares HardState) and
+emits a Persist with the whole state when a field that guards a signature differs.
 """
 
 from __future__ import annotations
@@ -48,6 +52,29 @@ class PersistedState:
     last_view_change: int  # the highest view this replica signed a view change for (0: none)
     last_new_view: int  # the highest view this replica signed a new view for (0: none)
     epoch: int = 0  # the epoch (validator set) these certificates and votes belong to
+
+    def must_sync(self, previous: PersistedState) -> bool:
+        """True when this state must be durable before the output that comes with it is
+        carried out, given that `previous` is the last state made durable.
+
+        Forcing: the view, the view-change mode and the view's floor height, the last-signed
+        record (pre-prepare, prepare and commit votes, view change, new view), and a prepared
+        certificate newly set (durable before the commit vote that follows it). Not forcing,
+        as etcd raft's MustSync ignores the commit index: what is recoverable or only shrinks,
+        namely the last commit certificate (the node stores it with its block), the stable
+        checkpoint (a quorum signed it; peers keep it) and a prepared certificate cleared by a
+        delivery or by garbage collection. A write, when there is one, carries every field."""
+        return (
+            self.view != previous.view
+            or self.in_view_change != previous.in_view_change
+            or self.view_floor_height != previous.view_floor_height
+            or self.last_pre_prepare != previous.last_pre_prepare
+            or self.last_prepare != previous.last_prepare
+            or self.last_commit_vote != previous.last_commit_vote
+            or self.last_view_change != previous.last_view_change
+            or self.last_new_view != previous.last_new_view
+            or (self.prepared is not None and self.prepared != previous.prepared)
+        )
 
     def to_bytes(self) -> bytes:
         value = [
@@ -114,6 +141,8 @@ class PersistedState:
         payload = value[6]
         if payload is not None and not isinstance(payload, bytes):
             raise ValueError("persisted consensus state: prepared payload is not bytes")
+        if (value[5] is None) != (payload is None):
+            raise ValueError("persisted consensus state: prepared certificate without payload")
         return cls(
             view=parse_uint(value[1], "view"),
             in_view_change=value[2],

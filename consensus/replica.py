@@ -34,6 +34,7 @@ from consensus.config import (
     Verifier,
 )
 from consensus.guard import SigningGuard
+from consensus.invariants import InvariantViolation
 from consensus.messages import (
     MESSAGE_TYPES,
     Checkpoint,
@@ -106,7 +107,6 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         self._certificates: dict[int, CommitCertificate] = {}  # height -> certificate
         self._counters: dict[str, int] = {}
         self._out: list[Action] = []
-        self._dirty = False
         self._future: dict[int, list[Message]] = {}  # sender -> messages for later
         self._replaying = False
         self._replay_requested = False
@@ -137,6 +137,8 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             # Our checkpoint votes died with the process; a stable checkpoint may need ours.
             self._own_checkpoint = self._sign_checkpoint(committed_height, committed_state_root)
         self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
+        self._durable = self._snapshot()  # equal to `persisted` in every field must_sync reads
+        self._check_invariants()
 
     def _restore(self, persisted: PersistedState | None) -> None:
         self._view = 0
@@ -272,16 +274,19 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     def _run(self, handler: Callable[[], None]) -> list[Action]:
         self._out = []
-        self._dirty = False
         handler()
         actions = self._out
         self._out = []
-        if self._dirty:
-            persist = Persist(self._snapshot())
+        state = self._snapshot()
+        if state.must_sync(self._durable):
+            # Durable before any action of this list: every signature in it depends on it.
+            self._durable = state
+            persist = Persist(state)
             if MUTATION_PERSIST_AFTER_SEND in self._config.mutations:
-                actions.append(persist)
+                actions.append(persist)  # the planted bug: the votes leave first
             else:
                 actions.insert(0, persist)
+        self._check_invariants()
         return actions
 
     def _snapshot(self) -> PersistedState:
@@ -434,7 +439,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         height = self._slot.height
         signature = self._sign_vote(PHASE_PRE_PREPARE, self._view, height, digest)
         if signature is None or self._me is None:
-            raise RuntimeError("the last-signed guard refused a proposal can_propose allowed")
+            raise InvariantViolation("the last-signed guard refused a proposal can_propose allowed")
         last_commit = self._certificates.get(height - 1)
         proposal = PrePrepare(self._view, height, digest, payload, last_commit, self._me, signature)
         self._count("proposed")
@@ -538,9 +543,9 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
                 slot.height, slot.view, proposal.digest, signatures
             )
             self._prepared_payload = proposal.payload
+            # _run persists the new prepared certificate before the commit leaves.
             signature = self._sign_vote(PHASE_COMMIT, slot.view, slot.height, proposal.digest)
             if signature is not None:
-                self._dirty = True  # the prepared certificate must be durable before the commit
                 commit = Commit(slot.view, slot.height, proposal.digest, self._me, signature)
                 slot.commits[self._me] = commit
                 self._broadcast(commit)
@@ -585,7 +590,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     def _deliver(self, certificate: CommitCertificate, payload: bytes) -> None:
         if certificate.height != self._delivered + 1:
-            raise RuntimeError("deliveries must be in height order")
+            raise InvariantViolation("deliveries must be in height order")
         self._out.append(Deliver(certificate.height, payload, certificate))
         self._count("delivered")
         self._delivered = certificate.height

@@ -4,11 +4,20 @@ replica_sync.py). The parts are mixins of one object; this base declares what th
 from __future__ import annotations
 
 from consensus.actions import Action, Broadcast, Misbehaviour, Send
-from consensus.certificates import CommitCertificate, PreparedCertificate, vote_signing_bytes
+from consensus.certificates import (
+    PHASE_COMMIT,
+    PHASE_PRE_PREPARE,
+    PHASE_PREPARE,
+    CommitCertificate,
+    PreparedCertificate,
+    vote_signing_bytes,
+)
 from consensus.checkpoints import CheckpointTracker
 from consensus.config import DIGEST_BYTES, App, ReplicaConfig, Signer, Verifier
 from consensus.guard import SigningGuard
+from consensus.invariants import check_replica_state
 from consensus.messages import Checkpoint, Message, NewView, PrePrepare, ViewChange
+from consensus.persisted import PersistedState
 from consensus.slot import Slot
 from consensus.viewchange import ViewChangeRules
 
@@ -28,12 +37,13 @@ class ReplicaBase:
     _rules: ViewChangeRules
     _guard: SigningGuard
     _now: int
-    # Chain progress: delivered >= executed; both only grow.
+    # Chain progress: delivered >= executed; both only grow (checked, invariants.py).
     _executed: int
     _delivered: int
     _delivered_at_tick: int
     _last_commit: CommitCertificate | None
     _certificates: dict[int, CommitCertificate]
+    # Set and cleared together, and only above the delivered height (checked).
     _prepared: PreparedCertificate | None
     _prepared_payload: bytes | None
     # View state.
@@ -63,7 +73,7 @@ class ReplicaBase:
     _last_height: int | None
     # Output of the input being handled.
     _out: list[Action]
-    _dirty: bool
+    _durable: PersistedState  # the state last handed out in a Persist (or restored from)
     _counters: dict[str, int]
 
     @property
@@ -74,6 +84,23 @@ class ReplicaBase:
     def epoch_finished(self) -> bool:
         """Every height of this epoch is delivered: the next epoch's replica takes over."""
         return self._last_height is not None and self._delivered >= self._last_height
+
+    def _check_invariants(self) -> None:
+        guard = self._guard
+        votes = guard.last_votes
+        check_replica_state(
+            executed=self._executed,
+            delivered=self._delivered,
+            floor=self._floor,
+            view=self._view,
+            slot_height=self._slot.height,
+            slot_view=self._slot.view,
+            prepared=self._prepared,
+            prepared_payload=self._prepared_payload,
+            last_votes=(votes[PHASE_PRE_PREPARE], votes[PHASE_PREPARE], votes[PHASE_COMMIT]),
+            last_view_change=guard.last_view_change,
+            last_new_view=guard.last_new_view,
+        )
 
     def _count(self, name: str, amount: int = 1) -> None:
         self._counters[name] = self._counters.get(name, 0) + amount
@@ -99,11 +126,11 @@ class ReplicaBase:
         return digest
 
     def _sign_vote(self, phase: str, view: int, height: int, digest: bytes) -> bytes | None:
-        """Sign a vote if the last-signed guard allows it; the record is persisted first."""
+        """Sign a vote if the last-signed guard allows it; the record is persisted first (the
+        guard's record changed, so the input's output starts with a Persist)."""
         if self._me is None or not self._guard.allows_vote(phase, view, height, digest):
             return None
-        if self._guard.record_vote(phase, view, height, digest):
-            self._dirty = True
+        self._guard.record_vote(phase, view, height, digest)
         return self._sign(vote_signing_bytes(self._config.chain_id, phase, view, height, digest))
 
     def _timeout_ticks(self) -> int:

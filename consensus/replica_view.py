@@ -12,6 +12,7 @@ from consensus.certificates import (
     PreparedCertificate,
     vote_signing_bytes,
 )
+from consensus.invariants import InvariantViolation
 from consensus.messages import NewView, PrePrepare, ViewChange
 from consensus.replica_base import ReplicaBase
 from consensus.slot import Slot
@@ -33,7 +34,8 @@ class ViewChangeMixin(ReplicaBase):
         self._start_view_change(self._view + 1)
 
     def _start_view_change(self, target: int) -> None:
-        """Vote to leave the current view for `target`, persisting the vote first."""
+        """Vote to leave the current view for `target` (the new view and the guard's record
+        make the input's output start with a Persist)."""
         if self._me is None or target <= self._view or self.epoch_finished:
             return
         if not self._guard.allows_view_change(target):
@@ -46,14 +48,13 @@ class ViewChangeMixin(ReplicaBase):
         self._slot = Slot(max(self._delivered + 1, self._floor), target, self._now)
         own = self._make_view_change(target)
         self._view_changes[self._me] = own
-        self._dirty = True
         self._count("view_changes.started")
         self._broadcast(own)
         self._maybe_build_new_view()
 
     def _make_view_change(self, target: int) -> ViewChange:
         if self._me is None:
-            raise RuntimeError("a non-validator never signs a view change")
+            raise InvariantViolation("a non-validator never signs a view change")
         stable, last_commit, prepared = self._view_change_contents()
         payload = self._prepared_payload if prepared is not None else None
         me, epoch = self._me, self._config.epoch
@@ -167,7 +168,6 @@ class ViewChangeMixin(ReplicaBase):
             self._config.epoch,
         )
         self._guard.record_new_view(self._view)
-        self._dirty = True
         signature = self._sign(unsigned.signing_bytes(self._config.chain_id))
         message = NewView(
             unsigned.view, unsigned.view_changes, proposal, me, signature, self._config.epoch
@@ -261,7 +261,6 @@ class ViewChangeMixin(ReplicaBase):
         self._new_view_message = nv
         self._ticks_since_progress = 0
         self._normal_since_tick = self._now
-        self._dirty = True
         for sender in sorted(self._view_changes):
             if self._view_changes[sender].new_view <= nv.view:
                 del self._view_changes[sender]

@@ -1,29 +1,32 @@
-"""The consensus driver: feeds the sans-I/O Replica and carries out its actions in order.
+"""The consensus driver: feeds the sans-I/O Replica and carries out its output.
 
 Every call into the Replica happens under one lock, so inputs are serialised as the state
-machine expects. Persist actions are made durable (synced LMDB write) before any later
-action of the same list is carried out: a vote never leaves before the state that guards it.
+machine expects. Each input's output is carried out by the host contract of
+consensus/ready.py, one batch at a time: ONE synced write of the persist record together with
+the decided blocks not yet stored (the journal), then the messages (a vote never leaves
+before the state that guards it), then fetches and evidence, then the decided blocks
+committed in height order, each reported with executed(), whose output is a further batch.
+On start the node commits the journaled blocks first (node.py, consensus.ready.replay_on_start).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
 
 from consensus import (
     UNATTRIBUTABLE,
+    Action,
     Broadcast,
     CommitCertificate,
     Deliver,
-    FetchBlocks,
     Message,
     MessageError,
     Misbehaviour,
-    Persist,
     PersistedState,
     Replica,
     ReplicaConfig,
@@ -32,6 +35,7 @@ from consensus import (
     decode_message,
     encode_message,
 )
+from consensus.ready import MAX_BATCHES_PER_INPUT, Batch, batch_of, journal_entries
 from node.daemon.chain import Chain
 from node.daemon.store import Committed, Divergence, StoreError
 from node.ledger import crypto
@@ -309,62 +313,65 @@ class ConsensusDriver:
 
     # --- outputs -----------------------------------------------------------------------------
 
-    async def _carry_out(self, actions: list[Any], origin: bytes | None = None) -> None:
-        journaled: set[int] = set()
-        for i, action in enumerate(actions):
-            if isinstance(action, Persist):
-                # Decided blocks delivered later in this list go into the same synced write:
-                # a crash between the vote record and the block commit must not leave the
-                # replica remembering a decision the store cannot replay (n = 1 has no peer
-                # to fetch it from).
-                decided = [
-                    (a.height, a.payload, a.certificate.to_bytes())
-                    for a in actions[i + 1 :]
-                    if isinstance(a, Deliver) and a.height > self.chain.store.head.height
-                ]
-                journaled.update(h for h, _, _ in decided)
-                await trio.to_thread.run_sync(
-                    self.chain.store.save_consensus, action.state.to_bytes(), decided
-                )
-            elif isinstance(action, Deliver) and action.height not in journaled:
-                head = self.chain.store.head.height
-                if action.height > head:
-                    await trio.to_thread.run_sync(
-                        self.chain.store.journal_decided,
-                        [(action.height, action.payload, action.certificate.to_bytes())],
-                    )
-                await self._deliver(action.height, action.payload, action.certificate)
-            elif isinstance(action, Send):
-                self._send(action.to, encode_message(action.msg))
-            elif isinstance(action, Broadcast):
-                self._broadcast(encode_message(action.msg))
-            elif isinstance(action, Deliver):
-                await self._deliver(action.height, action.payload, action.certificate)
-            elif isinstance(action, FetchBlocks):
-                self._fetch(action.from_height, tuple(action.peers))
-            elif isinstance(action, Misbehaviour):
-                self.misbehaviour[action.kind] += 1
-                if action.kind in UNATTRIBUTABLE:
-                    # Claims to come from action.validator, which nobody proved: the link did.
-                    self._blame_link(
-                        origin, action.kind, f"claims validator {action.validator}: {action.detail}"
-                    )
-                else:
-                    log.warning(
-                        "validator %d misbehaved (%s): %s",
-                        action.validator,
-                        action.kind,
-                        action.detail,
-                    )
-            else:
-                raise TypeError(f"unknown consensus action {action!r}")
+    async def _carry_out(self, actions: list[Action], origin: bytes | None = None) -> None:
+        """Carry out one input's output by the host contract (consensus/ready.py), with the
+        lock held: a loop over a queue of batches, never recursion."""
+        queue: deque[Batch] = deque([batch_of(actions)])
+        for _ in range(MAX_BATCHES_PER_INPUT):
+            if not queue:
+                return
+            batch = queue.popleft()
+            self._send_all(batch.unguarded)  # only the planted bug persist_after_send
+            await self._write(batch)
+            self._send_all(batch.messages)
+            for fetch in batch.fetches:
+                self._fetch(fetch.from_height, tuple(fetch.peers))
+            for evidence in batch.evidence:
+                self._note_misbehaviour(evidence, origin)
+            origin = None  # the batches executed() returns do not come from that link
+            for deliver in batch.decided:
+                executed = await self._commit_decided(deliver)
+                if executed:
+                    queue.append(batch_of(executed))
+        raise RuntimeError(f"one consensus input produced over {MAX_BATCHES_PER_INPUT} batches")
 
-    async def _deliver(self, height: int, payload: bytes, certificate: CommitCertificate) -> None:
-        head = self.chain.store.head
-        if height <= head.height:
-            return  # already stored (re-delivery after restart, or block sync got there first)
+    async def _write(self, batch: Batch) -> None:
+        """Step 1: ONE synced write of the record with the decided blocks not yet stored, so
+        that a restart commits them even when no peer can serve them (n = 1)."""
+        store = self.chain.store
+        journal = journal_entries(batch.decided, store.head.height)
+        if batch.persist is not None:
+            await trio.to_thread.run_sync(store.save_consensus, batch.persist.to_bytes(), journal)
+        elif journal:
+            await trio.to_thread.run_sync(store.journal_decided, journal)
+
+    def _send_all(self, messages: Sequence[Send | Broadcast]) -> None:
+        for message in messages:
+            if isinstance(message, Send):
+                self._send(message.to, encode_message(message.msg))
+            else:
+                self._broadcast(encode_message(message.msg))
+
+    def _note_misbehaviour(self, action: Misbehaviour, origin: bytes | None) -> None:
+        self.misbehaviour[action.kind] += 1
+        if action.kind in UNATTRIBUTABLE:
+            # Claims to come from action.validator, which nobody proved: the link did.
+            self._blame_link(
+                origin, action.kind, f"claims validator {action.validator}: {action.detail}"
+            )
+        else:
+            log.warning(
+                "validator %d misbehaved (%s): %s", action.validator, action.kind, action.detail
+            )
+
+    async def _commit_decided(self, deliver: Deliver) -> list[Action] | None:
+        """Step 4 for one decided block: commit it and report it; None when the store has the
+        height already (block sync got there first: the same block, its certificate says)."""
+        height = deliver.height
+        if height <= self.chain.store.head.height:
+            return None
         try:
-            committed = await self.chain.commit(payload, certificate.to_bytes())
+            committed = await self.chain.commit(deliver.payload, deliver.certificate.to_bytes())
         except (StoreError, Divergence) as exc:
             log.critical("halting: %s", exc)
             raise
@@ -375,8 +382,9 @@ class ConsensusDriver:
             self.round_ms = now - self.last_commit_ms
         self._propose_started_ms = 0
         self._note_commit(committed)
-        await self._carry_out(self.replica.executed(height, committed.head.state_root))
-        self._follow_schedule()
+        actions = self.replica.executed(height, committed.head.state_root)
+        self._follow_schedule()  # the next epoch's replica takes over after its last height
+        return actions
 
     def _note_commit(self, committed: Committed) -> None:
         params = self.chain.params

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from consensus.ready import replay_on_start
 from node.daemon.api.events import allow_topics, publish_commit
 from node.daemon.api.methods import HANDLER_TIMEOUT_S, Api
 from node.daemon.chain import Chain
@@ -78,9 +79,8 @@ def open_chain(config: NodeConfig, genesis: Genesis) -> Chain:
 def replay_decided(chain: Chain) -> None:
     """Commit blocks our replica decided just before a crash that the store lacks."""
     store = chain.store
-    for height, payload, cert in store.load_decided():
-        if height != store.head.height + 1:
-            break
+    # The restart rule the simulator runs too (consensus.ready.replay_on_start).
+    for height, payload, cert in replay_on_start(store.load_decided(), store.head.height):
         block = chain.decode_payload(payload)
         store.commit_block(
             block, cert, chain_id=chain.genesis.chain_id, signature_ok=lambda t: t.signature_ok()

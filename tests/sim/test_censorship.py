@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from sim_plan import plan_for_seed
-from sim_world import World
+from simulator.plan import plan_for_seed
+from simulator.world import World
 
 CALM_TICKS = 600  # 24 to 40 censorship timeouts
 

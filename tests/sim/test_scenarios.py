@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from sim_scenario import Scenario
+
+from simulator.scenario import Scenario
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.txt"))
 

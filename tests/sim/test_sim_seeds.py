@@ -11,8 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sim_plan import plan_for_seed
-from sim_world import run_seed
+
+from simulator.plan import plan_for_seed
+from simulator.world import run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 CI_SEEDS = range(100_000, 100_000 + int(os.environ.get("SIM_CI_SEEDS", "300")))

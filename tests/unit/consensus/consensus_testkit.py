@@ -1,10 +1,10 @@
 """Helpers for message-by-message tests of the consensus core (imported by the tests;
-conftest.py puts this folder on sys.path)."""
+conftest.py puts this folder on sys.path): message forging for one replica under test
+(Harness), and SyncCluster, whose replicas are carried out by the simulator's host."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,43 +15,29 @@ from consensus import (
     Commit,
     CommitCertificate,
     Deliver,
+    FetchBlocks,
     PersistedState,
     Prepare,
     PrePrepare,
     Replica,
     ReplicaConfig,
+    Send,
     ViewChange,
     checkpoint_signing_bytes,
     vote_signing_bytes,
 )
+from simulator.host import Host, NodeIO
+from simulator.keys import KeyRing
+from simulator.store import SimStore, StoredBlock
 
 CHAIN_ID = "unit-chain"
 ROOT0 = bytes(32)
+# The unit tests' validator keys: HMAC-SHA256 stand-ins (fast, deterministic, checkable).
+Keys = KeyRing
 
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
-
-
-class Keys:
-    """HMAC-SHA256 stand-in signatures: fast, deterministic, checkable."""
-
-    def __init__(self, n: int) -> None:
-        self.secrets = [sha256(b"unit-secret-%d" % i) for i in range(n)]
-        self.public = tuple(sha256(b"unit-public-" + s) for s in self.secrets)
-        self._by_public = dict(zip(self.public, self.secrets, strict=True))
-
-    def sign(self, index: int, message: bytes) -> bytes:
-        return hmac.new(self.secrets[index], message, "sha256").digest()
-
-    def signer(self, index: int):  # type: ignore[no-untyped-def]
-        return lambda message: self.sign(index, message)
-
-    def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
-        secret = self._by_public.get(public_key)
-        if secret is None:
-            return False
-        return hmac.compare_digest(hmac.new(secret, message, "sha256").digest(), signature)
 
 
 @dataclass
@@ -189,7 +175,10 @@ def kinds(actions: Sequence[Action]) -> list[str]:
 
 
 class SyncCluster:
-    """n replicas on a perfect FIFO network; blocks execute as soon as they are delivered.
+    """n replicas on a perfect FIFO network. Each replica's output is carried out by the
+    simulator's host (simulator/host.py: the node's contract), so a decided block is
+    journaled, then committed to the replica's store and reported with executed() before the
+    next message is handled; block sync is served from the other stores.
 
     `cut` holds validator indices whose traffic (in and out) is dropped."""
 
@@ -197,46 +186,45 @@ class SyncCluster:
         self.keys = Keys(n)
         self.config = {"chain_id": CHAIN_ID, "validators": self.keys.public, **config}
         self.apps = [RecordingApp() for _ in range(n)]
-        self.persisted: list[PersistedState | None] = [None] * n
-        self.chains: list[list[Deliver]] = [[] for _ in range(n)]
+        self.stores = [SimStore() for _ in range(n)]
         self.cut: set[int] = set()
-        self.replicas = [self._make(i) for i in range(n)]
         self._queue: list[tuple[int, object]] = []
+        self.hosts = [self._make(i) for i in range(n)]
 
-    def _make(self, i: int) -> Replica:
+    @property
+    def replicas(self) -> list[Replica]:
+        return [host.replica for host in self.hosts]
+
+    @property
+    def persisted(self) -> list[PersistedState | None]:
+        return [store.persisted() for store in self.stores]
+
+    @property
+    def chains(self) -> list[list[StoredBlock]]:
+        return [store.blocks for store in self.stores]
+
+    def _make(self, i: int) -> Host:
+        store = self.stores[i]
+        store.recover()  # the node's restart rule: journaled decided blocks first
         cfg = ReplicaConfig(my_index=i, **self.config)  # type: ignore[arg-type]
-        chain = self.chains[i]
-        return Replica(
+        replica = Replica(
             cfg,
             self.apps[i],
             self.keys.signer(i),
             self.keys.verify,
-            committed_height=len(chain),
-            committed_state_root=_root(len(chain)),
-            persisted=self.persisted[i],
-            committed_certificate=chain[-1].certificate if chain else None,
+            committed_height=store.head_height,
+            committed_state_root=store.root_at(store.head_height),
+            persisted=store.persisted(),
+            committed_certificate=store.head_certificate(),
         )
+        return Host(replica, store, _ClusterIO(self, i))
 
     def restart(self, i: int) -> None:
-        self.replicas[i] = self._make(i)
+        self.hosts[i].stop()
+        self.hosts[i] = self._make(i)
 
     def perform(self, i: int, actions: list[Action]) -> None:
-        from consensus import FetchBlocks, Persist, Send
-
-        for action in actions:
-            if isinstance(action, Persist):
-                self.persisted[i] = PersistedState.from_bytes(action.state.to_bytes())
-            elif isinstance(action, Broadcast):
-                for j in range(len(self.replicas)):
-                    if j != i:
-                        self._queue.append((j, (i, action.msg)))
-            elif isinstance(action, Send):
-                self._queue.append((action.to, (i, action.msg)))
-            elif isinstance(action, Deliver):
-                self.chains[i].append(action)
-                self._queue.append((i, ("executed", action.height)))
-            elif isinstance(action, FetchBlocks):
-                self._queue.append((i, ("fetch", action.from_height, action.peers)))
+        self.hosts[i].carry_out(actions)
 
     def settle(self, max_steps: int = 100_000) -> None:
         for _ in range(max_steps):
@@ -248,37 +236,20 @@ class SyncCluster:
 
     def _handle(self, target: int, item: object) -> None:
         assert isinstance(item, tuple)
-        replica = self.replicas[target]
-        if item[0] == "executed":
-            height = item[1]
-            chain = self.chains[target]
-            if height == replica.executed_height + 1:
-                self.perform(
-                    target, replica.executed(height, _root(height), chain[height - 1].certificate)
-                )
-        elif item[0] == "fetch":
+        if item[0] == "fetch":
             self._fetch(target, item[1], item[2])
-        else:
-            sender, msg = item
-            if sender in self.cut or target in self.cut:
-                return
-            self.perform(target, replica.receive(msg))
+            return
+        sender, msg = item
+        if sender in self.cut or target in self.cut:
+            return
+        self.perform(target, self.replicas[target].receive(msg))
 
     def _fetch(self, target: int, from_height: int, peers: tuple[int, ...]) -> None:
         for peer in peers:
             if peer in self.cut or target in self.cut:
                 continue
-            source = self.chains[peer]
-            for block in source[from_height - 1 :]:
-                chain = self.chains[target]
-                if block.height == len(chain) + 1:
-                    chain.append(block)
-                    self.perform(
-                        target,
-                        self.replicas[target].executed(
-                            block.height, _root(block.height), block.certificate
-                        ),
-                    )
+            for block in self.stores[peer].blocks[from_height - 1 :]:
+                self.hosts[target].apply_synced(block.height, block.payload, block.certificate)
             return
 
     def tick(self, times: int = 1) -> None:
@@ -301,8 +272,20 @@ class SyncCluster:
             self.settle()
 
     def heights(self) -> list[int]:
-        return [len(chain) for chain in self.chains]
+        return [store.head_height for store in self.stores]
 
 
-def _root(height: int) -> bytes:
-    return ROOT0 if height == 0 else sha256(b"root %d" % height)
+class _ClusterIO(NodeIO):
+    def __init__(self, cluster: SyncCluster, index: int) -> None:
+        self._cluster = cluster
+        self._index = index
+
+    def send(self, action: Send | Broadcast) -> None:
+        queue, i = self._cluster._queue, self._index
+        if isinstance(action, Send):
+            queue.append((action.to, (i, action.msg)))
+        else:
+            queue += [(j, (i, action.msg)) for j in range(len(self._cluster.hosts)) if j != i]
+
+    def fetch(self, action: FetchBlocks) -> None:
+        self._cluster._queue.append((self._index, ("fetch", action.from_height, action.peers)))

@@ -57,3 +57,39 @@ def test_truncated_state_raises_value_error() -> None:
     for cut in range(0, len(data) - 1, 7):
         with pytest.raises(ValueError):
             PersistedState.from_bytes(data[:cut])
+
+
+def test_must_sync_on_every_field_that_guards_a_signature() -> None:
+    base = _state()
+    assert not base.must_sync(base)
+    vote = SignedVote(3, 10, bytes(32))
+    for change in (
+        {"view": 4},
+        {"in_view_change": False},
+        {"view_floor_height": 10},
+        {"last_pre_prepare": vote},
+        {"last_prepare": vote},
+        {"last_commit_vote": vote},
+        {"last_view_change": 4},
+        {"last_new_view": 3},
+        {"prepared": PreparedCertificate(10, 3, D, ((0, b"a"), (1, b"b"), (2, b"c")))},
+    ):
+        assert _state(**change).must_sync(base), change
+
+
+def test_must_sync_ignores_what_is_recoverable_or_only_shrinks() -> None:
+    """As etcd raft's MustSync ignores the commit index."""
+    base = _state()
+    for change in (
+        {"last_commit": CommitCertificate(9, 2, D, ((0, b"a"), (1, b"b"), (2, b"c")))},
+        {"last_commit": None},
+        {"stable_checkpoint": CheckpointProof(10, D, ((0, b"a"), (1, b"b"), (2, b"c")))},
+        {"prepared": None, "prepared_payload": None},  # cleared by a delivery or by GC
+    ):
+        assert not _state(**change).must_sync(base), change
+
+
+def test_a_prepared_certificate_without_its_payload_is_refused() -> None:
+    data = _state(prepared_payload=None).to_bytes()
+    with pytest.raises(ValueError, match="without payload"):
+        PersistedState.from_bytes(data)

@@ -2,9 +2,11 @@
 
 The loop is a heap of (time, sequence, event); all randomness comes from one
 random.Random(seed), drawn in event order, so a seed replays exactly, in any process. The
-world plays the node for every replica: it carries out the actions in order (a crash can cut
-a list in the middle), executes delivered blocks, serves FetchBlocks from other nodes' chains
-after checking certificates, proposes blocks, and suspects censorship.
+world plays the network, the clocks and the faults. Each node's host (host.py) carries out
+its replica's output by the node's contract (consensus/ready.py) on a store with the node's
+journaling and restart rules (store.py): a crash can cut that work between any two steps, and
+loses everything the store does not hold. The world also serves FetchBlocks from other nodes'
+stores after checking certificates, proposes blocks, and suspects censorship like the node.
 """
 
 from __future__ import annotations
@@ -12,33 +14,18 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from collections import deque
 from dataclasses import dataclass, field
-
-from sim_byzantine import ByzantineMixin
-from sim_checks import Checker, SimViolation
-from sim_plan import SPLIT, TICK_UNITS, FaultEvent, RunPlan, plan_for_seed
-from sim_support import (
-    GENESIS_DIGEST,
-    GENESIS_ROOT,
-    MAX_TXS_PER_BLOCK,
-    BlockBody,
-    Ed25519KeyRing,
-    HmacKeyRing,
-    SimApp,
-    decode_body,
-    sha256,
-)
+from functools import partial
+from typing import cast
 
 from consensus import (
+    Action,
     Broadcast,
     CertificateError,
-    CommitCertificate,
     Deliver,
     FetchBlocks,
     Message,
     Misbehaviour,
-    Persist,
     PersistedState,
     Replica,
     ReplicaConfig,
@@ -50,23 +37,23 @@ from consensus import (
     quorum_size,
     verify_certificate,
 )
+from consensus.invariants import InvariantViolation
+from simulator.app import MAX_TXS_PER_BLOCK, BlockBody, SimApp, decode_body, sha256
+from simulator.byzantine import ByzantineMixin
+from simulator.checks import Checker, SimViolation
+from simulator.host import Host, NodeIO
+from simulator.keys import KeyRing
+from simulator.plan import SPLIT, TICK_UNITS, FaultEvent, RunPlan, plan_for_seed
+from simulator.store import SimStore, StoredBlock, StoreRuleError
 
 CHAIN_ID = "sim-chain"
 MAX_EVENTS = 3_000_000
 FETCH_BATCH = 20
 
 
-@dataclass
-class Block:
-    payload: bytes
-    digest: bytes
-    certificate: CommitCertificate
-    state_root: bytes
-
-
-@dataclass
-class Node:
-    """One simulated node (a twin identity has two)."""
+@dataclass(eq=False)
+class Node(NodeIO):
+    """One simulated node (a twin identity has two); the NodeIO of its host."""
 
     index: int
     identity: int
@@ -74,34 +61,30 @@ class Node:
     behaviours: frozenset[str]
     world: World
     # Durable: survives crashes.
-    chain: list[Block] = field(default_factory=list)
-    tx_set: set[int] = field(default_factory=set)
-    persisted: bytes | None = None
+    store: SimStore = field(default_factory=SimStore)
+    tx_set: set[int] = field(default_factory=set)  # the tx ids in the stored chain
     # Volatile.
-    replica: Replica | None = None
+    host: Host | None = None
     incarnation: int = 0
-    exec_queue: deque[tuple[int, bytes, CommitCertificate]] = field(default_factory=deque)
-    exec_scheduled: bool = False
     propose_scheduled: bool = False
-    delivered_height: int = 0
-    crash_cut: int | None = None
     suspected_view: int = -1
     first_waiting_tx: int = 1  # every tx id below it is in the chain (or has a nonce gap)
     last_commit_time: int = 0
 
     @property
+    def replica(self) -> Replica | None:
+        return None if self.host is None else self.host.replica
+
+    @property
     def up(self) -> bool:
-        return self.replica is not None
+        return self.host is not None
 
     @property
     def executed_height(self) -> int:
-        return len(self.chain)
+        return self.store.head_height
 
     def digest_at(self, height: int) -> bytes:
-        return GENESIS_DIGEST if height == 0 else self.chain[height - 1].digest
-
-    def root_at(self, height: int) -> bytes:
-        return GENESIS_ROOT if height == 0 else self.chain[height - 1].state_root
+        return self.store.digest_at(height)
 
     def on_validate(self, height: int) -> None:
         if height != self.executed_height + 1:
@@ -109,6 +92,44 @@ class Node:
                 "node-rule",
                 f"node {self.index} asked to validate {height} at executed {self.executed_height}",
             )
+
+    # ----------------------------------------------------------------- NodeIO (host.py)
+
+    def send(self, action: Send | Broadcast) -> None:
+        self.world.transmit(self, action)
+
+    def fetch(self, action: FetchBlocks) -> None:
+        world = self.world
+        delay = world.rng.randint(*world.plan.fetch_delay_units)
+        world.schedule(delay, "fetch", self.index, self.incarnation, action.peers)
+
+    def evidence(self, action: Misbehaviour) -> None:
+        self.world.count(f"evidence.{action.kind}")
+        self.world.checker.on_misbehaviour(
+            self.identity, action.validator, action.kind, action.detail
+        )
+
+    def persisted(self, state: PersistedState) -> None:
+        self.world.count("persists")
+
+    def decided(self, action: Deliver, stored: StoredBlock | None) -> None:
+        self.world.on_decided(self, action, stored)
+
+    def committed(self, block: StoredBlock, *, synced: bool) -> None:
+        self.tx_set.update(_txs(block.payload))
+        self.last_commit_time = self.world.now
+
+    def commit_delay(self) -> int:
+        world = self.world
+        delay = world.rng.randint(*world.plan.exec_delay_units)
+        world.schedule(delay, "execute", self.index, self.incarnation)
+        return delay
+
+    def crashed(self) -> None:
+        self.world.crash(self)
+
+    def idle(self) -> None:
+        self.world.after(self)
 
 
 @dataclass
@@ -125,8 +146,7 @@ class World(ByzantineMixin):
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
-        ring = Ed25519KeyRing if plan.real_signatures else HmacKeyRing
-        self.keys = ring(plan.n, plan.seed)
+        self.keys = KeyRing(plan.n, plan.seed, real=plan.real_signatures)
         honest = frozenset(i for i in range(plan.n) if i not in plan.byzantine)
         self.checker = Checker(CHAIN_ID, plan.n, self.keys, honest)
         self.now = 0
@@ -144,8 +164,11 @@ class World(ByzantineMixin):
         for identity in sorted(self.by_identity):
             if len(self.by_identity[identity]) > 1:
                 self.count("byzantine.twin_identities")
+        if plan.background_execution:
+            self.count("runs.background_execution")
         self.group: list[int] = [0] * len(self.nodes)  # partition side of each node
         self.healed = False
+        self._heal_height = 0
         self.tx_arrivals: dict[int, int] = {}  # tx id -> arrival time
         self.gap_txs: set[int] = set()  # txs with a nonce gap: never proposable
         self._next_tx = 1
@@ -168,6 +191,8 @@ class World(ByzantineMixin):
             self._run()
         except SimViolation as violation:
             return self._result(f"{violation.kind}: {violation.detail}")
+        except (InvariantViolation, StoreRuleError) as error:  # the replica or node rules broke
+            return self._result(f"{type(error).__name__}: {error}")
         return self._result(None)
 
     def _result(self, violation: str | None) -> RunResult:
@@ -175,7 +200,8 @@ class World(ByzantineMixin):
         for node in self.nodes:
             if node.replica is not None and node.honest:
                 counters = node.replica.status()["counters"]
-                assert isinstance(counters, dict)
+                if not isinstance(counters, dict):
+                    raise TypeError("replica status counters are not a dict")
                 for key in ("gc.prepared_not_delivered",):
                     if key in counters:
                         self.count(key, counters[key])
@@ -221,18 +247,19 @@ class World(ByzantineMixin):
         kind = event[0]
         self._trace.update(f"{self.now}:{kind}:{event[1] if len(event) > 1 else ''};".encode())
         if kind == "msg":
-            _, index, incarnation, msg = event
-            node = self.nodes[index]  # type: ignore[index]
-            if node.replica is not None and node.incarnation == incarnation:
-                self.on_incoming(node, msg)  # type: ignore[arg-type]
-                self.perform(node, node.replica.receive(msg))  # type: ignore[arg-type]
+            node = self.nodes[cast(int, event[1])]
+            msg = cast(Message, event[3])
+            host = node.host
+            if host is not None and node.incarnation == event[2]:
+                self.on_incoming(node, msg)
+                host.input(partial(host.replica.receive, msg), "msg")
         elif kind in ("tick", "execute", "propose", "fetch"):
-            node = self.nodes[event[1]]  # type: ignore[index]
-            if node.replica is None or node.incarnation != event[2]:
+            node = self.nodes[cast(int, event[1])]
+            if node.host is None or node.incarnation != event[2]:
                 return
-            getattr(self, f"_on_{kind}")(node, *event[3:])
+            getattr(self, f"_on_{kind}")(node, node.host, *event[3:])
         elif kind == "fault":
-            self._on_fault(event[1])  # type: ignore[arg-type]
+            self._on_fault(event[1])
         elif kind == "heal-all":
             self._heal_all()
         elif kind == "tx":
@@ -261,64 +288,42 @@ class World(ByzantineMixin):
         )
 
     def _start(self, node: Node) -> None:
-        persisted = None if node.persisted is None else PersistedState.from_bytes(node.persisted)
-        node.replica = Replica(
+        """Start (or restart) a node as the daemon does: replay the journal, then rebuild
+        the replica from the store."""
+        store = node.store
+        for block in store.recover():
+            self.count("journal_replayed")
+            node.committed(block, synced=False)
+        replica = Replica(
             self._config(node.identity),
             SimApp(node, self.plan.n),
             self.keys.signer(node.identity),
             self.keys.verify,
-            committed_height=node.executed_height,
-            committed_state_root=node.root_at(node.executed_height),
-            persisted=persisted,
-            committed_certificate=node.chain[-1].certificate if node.chain else None,
+            committed_height=store.head_height,
+            committed_state_root=store.root_at(store.head_height),
+            persisted=store.persisted(),
+            committed_certificate=store.head_certificate(),
         )
         node.incarnation += 1
-        node.delivered_height = node.executed_height
-        node.exec_queue.clear()
-        node.exec_scheduled = False
+        node.host = Host(replica, store, node, background=self.plan.background_execution)
         node.propose_scheduled = False
-        node.crash_cut = None
         self.schedule(self.rng.randint(1, TICK_UNITS), "tick", node.index, node.incarnation)
-        self._after(node)
+        self.after(node)
 
     def crash(self, node: Node) -> None:
-        if node.replica is None:
+        """Lose everything of the node but its store (also called by its host's armed crash)."""
+        host = node.host
+        if host is None:
             return
         self.count("faults.crash")
-        node.replica = None
+        if host.cut_short:
+            self.count("faults.crash_mid_actions")
+        host.stop()
+        node.host = None
         node.incarnation += 1
-        node.exec_queue.clear()
-        node.crash_cut = None
 
-    def perform(self, node: Node, actions: list[object]) -> None:
-        """Carry out a replica's actions in order, as the node would."""
-        for position, action in enumerate(actions):
-            if node.crash_cut is not None and position >= node.crash_cut:
-                self.count("faults.crash_mid_actions")
-                self.crash(node)
-                return
-            if isinstance(action, Persist):
-                node.persisted = action.state.to_bytes()
-            elif isinstance(action, Broadcast | Send):
-                self._transmit(node, action)
-            elif isinstance(action, Deliver):
-                self._on_deliver(node, action)
-            elif isinstance(action, FetchBlocks):
-                delay = self.rng.randint(*self.plan.fetch_delay_units)
-                self.schedule(
-                    delay, "fetch", node.index, node.incarnation, action.from_height, action.peers
-                )
-            elif isinstance(action, Misbehaviour):
-                self.count(f"evidence.{action.kind}")
-                self.checker.on_misbehaviour(
-                    node.identity, action.validator, action.kind, action.detail
-                )
-        if node.crash_cut is not None:
-            self.crash(node)
-            return
-        self._after(node)
-
-    def _after(self, node: Node) -> None:
+    def after(self, node: Node) -> None:
+        """The node is idle: schedule a proposal when its replica may propose."""
         replica = node.replica
         if replica is None or node.propose_scheduled or not replica.can_propose:
             return
@@ -332,48 +337,51 @@ class World(ByzantineMixin):
         low, high = self.plan.block_delay_units
         self.schedule(self.rng.randint(low, high), "propose", node.index, node.incarnation)
 
-    def _on_tick(self, node: Node) -> None:
-        replica = node.replica
-        assert replica is not None
+    def _on_tick(self, node: Node, host: Host) -> None:
         self.schedule(TICK_UNITS, "tick", node.index, node.incarnation)
-        self.perform(node, replica.tick())
-        replica = node.replica
-        if replica is None:
+        if host.waiting("tick"):
+            self.count("ticks_coalesced")  # the driver's ticker waits for the one before
             return
+        replica = host.replica
+        host.input(replica.tick, "tick")
+        host.input(lambda: self._after_tick(node, replica), "after-tick")
+
+    def _after_tick(self, node: Node, replica: Replica) -> list[Action]:
         status = replica.status()
         self.checker.on_log_sizes(node.identity, status["log"], replica.log_bounds())  # type: ignore[arg-type]
-        self._maybe_suspect_censorship(node, replica)
+        if not self._suspects_censorship(node, replica):
+            return []
+        node.suspected_view = replica.view
+        self.count("censorship_suspected")
+        return replica.suspect_censorship()
 
-    def _maybe_suspect_censorship(self, node: Node, replica: Replica) -> None:
+    def _suspects_censorship(self, node: Node, replica: Replica) -> bool:
         """The node's rule (consensus.censorship_suspected, once per view): a tx a leader
         could propose waited longer than the censorship timeout while blocks that were not
         full kept committing, in a view that has run longer than the timeout."""
-        if not node.honest or replica.view == node.suspected_view or len(node.chain) < 2:
-            return
+        if not node.honest or replica.view == node.suspected_view or node.executed_height < 2:
+            return False
         while node.first_waiting_tx in node.tx_set or node.first_waiting_tx in self.gap_txs:
             node.first_waiting_tx += 1
         arrived = self.tx_arrivals.get(node.first_waiting_tx)
         if arrived is None:
-            return
-        last_block_txs = len(_txs(node.chain[-1].payload))
-        if not censorship_suspected(
+            return False
+        last_block_txs = len(_txs(node.store.blocks[-1].payload))
+        return censorship_suspected(
             oldest_proposable_wait=self.now - arrived,
             since_last_commit=self.now - node.last_commit_time,
             view_age=replica.normal_for_ticks * TICK_UNITS,
             timeout=self.plan.censorship_timeout_ticks * TICK_UNITS,
             last_block_full=last_block_txs >= MAX_TXS_PER_BLOCK // 2,
-        ):
-            return
-        node.suspected_view = replica.view
-        self.count("censorship_suspected")
-        self.perform(node, replica.suspect_censorship())
+        )
 
-    def _on_propose(self, node: Node) -> None:
+    def _on_propose(self, node: Node, host: Host) -> None:
+        host.input(lambda: self._propose(node, host.replica), "propose")
+
+    def _propose(self, node: Node, replica: Replica) -> list[Action]:
         node.propose_scheduled = False
-        replica = node.replica
-        assert replica is not None
         if not replica.can_propose:
-            return
+            return []
         height = replica.next_height
         txs = () if "censor" in node.behaviours else self._pending_txs(node)
         body = BlockBody(height, node.digest_at(height - 1), replica.view, node.identity, txs)
@@ -381,7 +389,7 @@ class World(ByzantineMixin):
         self.checker.proposals.setdefault(sha256(payload), node.identity)
         self.proposal_time.setdefault(sha256(payload), self.now)
         self.count("proposals")
-        self.perform(node, replica.propose(payload))
+        return replica.propose(payload)
 
     def _pending_txs(self, node: Node) -> tuple[int, ...]:
         chosen: list[int] = []
@@ -398,74 +406,46 @@ class World(ByzantineMixin):
 
     # --------------------------------------------------------------------- blocks and fetch
 
-    def _on_deliver(self, node: Node, action: Deliver) -> None:
-        if action.height <= node.delivered_height:
-            # Block sync fetched this height first (a race the node resolves): same block.
-            queued = [p for h, p, _ in node.exec_queue if h == action.height]
-            known = queued[0] if queued else node.chain[action.height - 1].payload
-            if known != action.payload:
+    def on_decided(self, node: Node, action: Deliver, stored: StoredBlock | None) -> None:
+        """A node journaled a decided block (its host's durable write)."""
+        if stored is not None:
+            # Block sync stored this height first (a race the node resolves): same block.
+            if stored.payload != action.payload:
                 raise SimViolation(
                     "agreement",
-                    f"node {node.index} delivered another block at fetched height {action.height}",
+                    f"node {node.index} decided another block at stored height {action.height}",
                 )
             self.count("deliver_already_fetched")
             return
-        if action.height != node.delivered_height + 1:
-            raise SimViolation(
-                "node-rule",
-                f"node {node.index} delivered {action.height} after {node.delivered_height}",
-            )
         if node.honest:
             self.checker.on_block(
                 node.identity, action.height, action.payload, action.certificate, "delivered"
             )
         self.count("delivered")
-        node.delivered_height = action.height
-        node.exec_queue.append((action.height, action.payload, action.certificate))
-        self._schedule_execute(node)
 
-    def _schedule_execute(self, node: Node) -> None:
-        if node.exec_scheduled or not node.exec_queue:
-            return
-        node.exec_scheduled = True
-        low, high = self.plan.exec_delay_units
-        self.schedule(self.rng.randint(low, high), "execute", node.index, node.incarnation)
+    def _on_execute(self, node: Node, host: Host) -> None:
+        host.resume()
 
-    def _on_execute(self, node: Node) -> None:
-        node.exec_scheduled = False
-        height, payload, certificate = node.exec_queue.popleft()
-        if height != node.executed_height + 1:
-            raise SimViolation(
-                "node-rule", f"node {node.index} executes {height} after {node.executed_height}"
-            )
-        digest = sha256(payload)
-        root = sha256(node.root_at(height - 1) + digest)
-        node.chain.append(Block(payload, digest, certificate, root))
-        node.last_commit_time = self.now
-        node.tx_set.update(_txs(payload))
-        replica = node.replica
-        assert replica is not None
-        self._schedule_execute(node)
-        self.perform(node, replica.executed(height, root, certificate))
-
-    def _on_fetch(self, node: Node, from_height: int, peers: tuple[int, ...]) -> None:
+    def _on_fetch(self, node: Node, host: Host, peers: tuple[int, ...]) -> None:
+        """Block sync answers: blocks from the node's head on, from the first peer that has
+        any and serves them (checked here, committed by the host as the driver does)."""
         self.count("fetches")
-        expected = node.delivered_height + 1
-        if from_height != expected:
-            from_height = expected  # the replica asked before more blocks were delivered
+        from_height = node.executed_height + 1
         for peer in peers:
             for source in self.by_identity.get(peer, []):
-                if source.replica is None or self.group[source.index] != self.group[node.index]:
+                if source.host is None or self.group[source.index] != self.group[node.index]:
                     continue
                 if SPLIT in source.behaviours:
                     self.count("byzantine.fetch_refused")
                     continue
-                blocks = source.chain[from_height - 1 : from_height - 1 + FETCH_BATCH]
+                blocks = source.store.blocks[from_height - 1 : from_height - 1 + FETCH_BATCH]
                 if blocks:
-                    self._apply_fetched(node, from_height, blocks)
+                    self._apply_fetched(node, host, from_height, blocks)
                     return
 
-    def _apply_fetched(self, node: Node, from_height: int, blocks: list[Block]) -> None:
+    def _apply_fetched(
+        self, node: Node, host: Host, from_height: int, blocks: list[StoredBlock]
+    ) -> None:
         for offset, block in enumerate(blocks):
             height = from_height + offset
             try:
@@ -487,13 +467,11 @@ class World(ByzantineMixin):
                     node.identity, height, block.payload, block.certificate, "fetched"
                 )
             self.count("fetched_blocks")
-            node.delivered_height = height
-            node.exec_queue.append((height, block.payload, block.certificate))
-        self._schedule_execute(node)
+            host.apply_synced(height, block.payload, block.certificate)
 
     # ---------------------------------------------------------------------------- network
 
-    def _transmit(self, node: Node, action: Broadcast | Send) -> None:
+    def transmit(self, node: Node, action: Broadcast | Send) -> None:
         msg = action.msg
         if node.honest and msg.sender == node.identity:  # not a forwarded new view
             self.checker.on_signed(node.identity, msg)
@@ -535,7 +513,8 @@ class World(ByzantineMixin):
     # ----------------------------------------------------------------------------- faults
 
     def _on_fault(self, fault: object) -> None:
-        assert isinstance(fault, FaultEvent)
+        if not isinstance(fault, FaultEvent):
+            raise TypeError(f"not a fault event: {fault!r}")
         if self.healed:
             return
         if fault.kind == "partition":
@@ -545,10 +524,12 @@ class World(ByzantineMixin):
         elif fault.kind == "heal":
             self.group = [0] * len(self.nodes)
         elif fault.kind == "crash":
-            self._arm_crash(self.nodes[fault.targets[0]], fault.cut)
+            host = self.nodes[fault.targets[0]].host
+            if host is not None:
+                host.arm_crash(fault.cut)  # cut 0 crashes at once
         elif fault.kind == "restart":
             node = self.nodes[fault.targets[0]]
-            if node.replica is None:
+            if node.host is None:
                 self.count("faults.restart")
                 self._start(node)
         elif fault.kind == "crash-all":
@@ -558,18 +539,9 @@ class World(ByzantineMixin):
         elif fault.kind == "restart-all":
             self._restart_all()
 
-    def _arm_crash(self, node: Node, cut: int) -> None:
-        """Crash at the next action list, after `cut` of its actions (or at once if cut = 0)."""
-        if node.replica is None:
-            return
-        if cut == 0:
-            self.crash(node)
-        else:
-            node.crash_cut = cut
-
     def _restart_all(self) -> None:
         for node in self.nodes:
-            if node.replica is None:
+            if node.host is None:
                 self.count("faults.restart")
                 self._start(node)
 
@@ -577,7 +549,8 @@ class World(ByzantineMixin):
         self.group = [0] * len(self.nodes)
         self.healed = True
         for node in self.nodes:
-            node.crash_cut = None
+            if node.host is not None:
+                node.host.disarm_crash()
         self._restart_all()
         self._heal_height = max(node.executed_height for node in self.nodes if node.honest)
         self._calm_until = self.now + self.plan.calm_ticks * TICK_UNITS

@@ -11,9 +11,6 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING
 
-from sim_plan import CORRUPT, DOUBLE_VOTE, EQUIVOCATE, LYING_VIEW_CHANGE, SPLIT, WITHHOLD
-from sim_support import BlockBody, decode_body, sha256
-
 from consensus import (
     Checkpoint,
     Commit,
@@ -24,9 +21,21 @@ from consensus import (
     ViewChange,
     vote_signing_bytes,
 )
+from simulator.app import BlockBody, decode_body, sha256
+from simulator.checks import Checker
+from simulator.keys import KeyRing
+from simulator.plan import (
+    CORRUPT,
+    DOUBLE_VOTE,
+    EQUIVOCATE,
+    LYING_VIEW_CHANGE,
+    SPLIT,
+    WITHHOLD,
+    RunPlan,
+)
 
 if TYPE_CHECKING:
-    from sim_world import Node
+    from simulator.world import Node
 
 CHAIN_ID = "sim-chain"
 WITHHELD_KIND_CHOICES: tuple[tuple[type, ...], ...] = (
@@ -40,10 +49,10 @@ WITHHELD_KIND_CHOICES: tuple[tuple[type, ...], ...] = (
 
 class ByzantineMixin:
     rng: random.Random
-    keys: object
-    plan: object
+    keys: KeyRing
+    plan: RunPlan
     by_identity: dict[int, list[Node]]
-    checker: object
+    checker: Checker
 
     def count(self, name: str, amount: int = 1) -> None:
         raise NotImplementedError
@@ -56,12 +65,12 @@ class ByzantineMixin:
 
     def _withheld_kinds(self, node: Node) -> tuple[type, ...]:
         # Fixed per identity and seed, without touching the run's random stream.
-        chooser = random.Random(f"{self.plan.seed}/withhold/{node.identity}")  # type: ignore[attr-defined]
+        chooser = random.Random(f"{self.plan.seed}/withhold/{node.identity}")
         return chooser.choice(WITHHELD_KIND_CHOICES)
 
     def _victims(self, node: Node) -> frozenset[int]:
         """The identities a split-brain voter starves of its commits (fixed per seed)."""
-        chooser = random.Random(f"{self.plan.seed}/victims/{node.identity}")  # type: ignore[attr-defined]
+        chooser = random.Random(f"{self.plan.seed}/victims/{node.identity}")
         others = [i for i in sorted(self.by_identity) if i != node.identity]
         return frozenset(chooser.sample(others, max(1, len(others) - 1)))
 
@@ -69,7 +78,7 @@ class ByzantineMixin:
         """Whom a split-brain voter hides its commits from for a block of `view`: the victims,
         unless a victim leads that view (then it helps the victims decide their own block)."""
         victims = self._victims(node)
-        leader = view % len(self.keys.public_keys)  # type: ignore[attr-defined]
+        leader = view % len(self.keys.public_keys)
         return frozenset() if leader in victims else victims
 
     def on_incoming(self, node: Node, msg: Message) -> None:
@@ -78,7 +87,7 @@ class ByzantineMixin:
         if not voter or not isinstance(msg, PrePrepare):
             return
         self.count("byzantine.double_votes")
-        sign = self.keys.signer(node.identity)  # type: ignore[attr-defined]
+        sign = self.keys.signer(node.identity)
         for phase, kind in (("prepare", Prepare), ("commit", Commit)):
             signature = sign(vote_signing_bytes(CHAIN_ID, phase, msg.view, msg.height, msg.digest))
             vote = kind(msg.view, msg.height, msg.digest, node.identity, signature)
@@ -123,14 +132,14 @@ class ByzantineMixin:
                 broken = bytes([msg.signature[0] ^ 0xFF]) + msg.signature[1:]
                 msg = dataclasses.replace(msg, signature=broken)
             else:
-                msg = dataclasses.replace(msg, sender=len(self.keys.public_keys) + 3)  # type: ignore[attr-defined]
+                msg = dataclasses.replace(msg, sender=len(self.keys.public_keys) + 3)
         return [(target, msg) for target in targets]
 
     def _lie(self, node: Node, msg: ViewChange) -> ViewChange:
         """A view change that hides the sender's prepared block and commits."""
         self.count("byzantine.lying_view_changes")
         unsigned = ViewChange(msg.new_view, None, None, None, None, node.identity, b"")
-        signature = self.keys.signer(node.identity)(unsigned.signing_bytes(CHAIN_ID))  # type: ignore[attr-defined]
+        signature = self.keys.signer(node.identity)(unsigned.signing_bytes(CHAIN_ID))
         return dataclasses.replace(unsigned, signature=signature)
 
     def _equivocate(
@@ -145,8 +154,8 @@ class ByzantineMixin:
         )
         payload = other.encode()
         digest = sha256(payload)
-        self.checker.proposals.setdefault(digest, node.identity)  # type: ignore[attr-defined]
-        sign = self.keys.signer(node.identity)  # type: ignore[attr-defined]
+        self.checker.proposals.setdefault(digest, node.identity)
+        sign = self.keys.signer(node.identity)
         other_proposal = PrePrepare(
             msg.view,
             msg.height,

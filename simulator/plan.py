@@ -56,6 +56,10 @@ class RunPlan:
     faults: tuple[FaultEvent, ...]
     real_signatures: bool
     mutations: frozenset[str] = field(default_factory=frozenset)
+    # False: a node takes no input while a block commits (node/daemon/driver.py holds its
+    # lock). True: execution runs in the background and the replica keeps taking inputs until
+    # executed() (allowed by the Replica's contract; more schedules to try).
+    background_execution: bool = False
     liveness_slack_ticks: int = 60
     # Every k-th transaction has a nonce gap: no leader can propose it, so it must never be
     # taken for censorship (0: none).
@@ -131,6 +135,7 @@ def plan_for_seed(
         real_signatures=seed % 50 == 7,
         mutations=mutations,
         gap_tx_every=rng.choice([0, 0, 3, 10]),
+        background_execution=rng.random() < 0.5,  # drawn last: the draws above stay as they were
     )
 
 

@@ -7,19 +7,26 @@ A file is a list of blocks:
     expected output
 
 The interpreter runs each command on a hand-driven cluster (a FIFO network that delivers
-only what a command says) and compares its output with the expected text. Commands:
+only what a command says) and compares its output with the expected text. Each replica's
+output is carried out by the simulator's host (host.py: the node's contract, journaling and
+restart rules), which prints what it does: `persists` (the durable write of the replica's
+record), the view changes, new views and commit notices it sends, `delivers` (a decided
+block committed), `fetches` and `reports`. Commands:
 
     cluster n=4 [k=5 window=10 timeout=4 max_timeout=64 retransmit=3]
     propose PAYLOAD [by=i]          the leader (or replica i) proposes a block
     deliver [kind=A,B] [from=i,j] [to=i,j] [quiet]
                                     deliver matching queued messages (and what they cause)
-                                    until none match; blocks execute as soon as delivered
+                                    until none match; blocks commit as soon as decided;
+                                    quiet hides the messages and the persists
     drop [kind=...] [from=...] [to=...]   drop matching queued messages
     isolate i,j / heal              cut replicas off the network / reconnect everyone
-    crash i / restart i             lose a replica's memory / rebuild it from what it persisted
+    crash i / restart i             lose a replica's memory / rebuild it from its store
+                                    (journaled decided blocks are committed first)
     forge-pre-prepare PAYLOAD by=i view=v height=h to=j
                                     validator i signs a (conflicting) proposal and sends it to j
-    tick N [quiet]                  every running replica ticks N times (messages queue)
+    tick N [quiet]                  every running replica ticks N times (messages queue);
+                                    quiet hides the persists and the messages sent
     status                          view, mode, heights and checkpoints of every replica
     chains                          the payloads each replica has executed
     queue                           the queued messages
@@ -27,44 +34,39 @@ only what a command says) and compares its output with the expected text. Comman
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 from consensus import (
-    Action,
     Broadcast,
     Checkpoint,
     Commit,
-    CommitCertificate,
     CommitNotice,
-    Deliver,
     FetchBlocks,
     Message,
     Misbehaviour,
     NewView,
-    Persist,
     PersistedState,
     Prepare,
     PrePrepare,
     Replica,
     ReplicaConfig,
     Send,
+    SignedVote,
     ViewChange,
     decode_message,
     encode_message,
     quorum_size,
     vote_signing_bytes,
 )
+from simulator.app import sha256
+from simulator.host import Host, NodeIO
+from simulator.keys import KeyRing
+from simulator.store import SimStore, StoredBlock
 
 CHAIN_ID = "scenario-chain"
-ROOT0 = bytes(32)
 MAX_STEPS = 100_000
-
-
-def _sha(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 class _App:
@@ -72,15 +74,45 @@ class _App:
         return not payload.startswith(b"invalid")
 
     def digest(self, payload: bytes) -> bytes:
-        return _sha(payload)
+        return sha256(payload)
 
 
-@dataclass
-class _Replica:
+@dataclass(eq=False)
+class _Replica(NodeIO):
+    """One replica of the scenario: its store survives `crash`, its host does not."""
+
     index: int
-    replica: Replica | None
-    chain: list[Deliver] = field(default_factory=list)
-    persisted: PersistedState | None = None
+    scenario: Scenario
+    store: SimStore
+    host: Host | None = None
+    last_persisted: PersistedState | None = None  # what the previous write held
+
+    @property
+    def replica(self) -> Replica | None:
+        return None if self.host is None else self.host.replica
+
+    def send(self, action: Send | Broadcast) -> None:
+        self.scenario.transmit(self.index, action)
+
+    def fetch(self, action: FetchBlocks) -> None:
+        self.scenario.fetch(self.index, action)
+
+    def evidence(self, action: Misbehaviour) -> None:
+        self.scenario.out.append(f"  {self.index} reports {action.validator}: {action.kind}")
+
+    def persisted(self, state: PersistedState) -> None:
+        if not self.scenario.quiet:
+            described = self.scenario.describe_persist(state, self.last_persisted)
+            self.scenario.out.append(f"  {self.index} {described}")
+        self.last_persisted = state
+
+    def committed(self, block: StoredBlock, *, synced: bool) -> None:
+        if not synced:
+            signers = ",".join(str(i) for i in block.certificate.signers())
+            self.scenario.out.append(
+                f"  {self.index} delivers height {block.height}: {block.payload.decode()} "
+                f"(view {block.certificate.view}, signed by {signers})"
+            )
 
 
 class Scenario:
@@ -91,6 +123,9 @@ class Scenario:
         self.names: dict[bytes, str] = {}
         self.config: dict[str, object] = {}
         self.out: list[str] = []
+        self.quiet = False  # hide persists (and, for tick, the messages sent)
+        self._quiet_sends = False
+        self.keys = KeyRing(1)
 
     # ----------------------------------------------------------------------------- running
 
@@ -119,7 +154,11 @@ class Scenario:
         )
         if handler is None:
             raise ValueError(f"unknown scenario command {name!r}")
-        handler(args)
+        self.quiet = "quiet" in args
+        try:
+            handler(args)
+        finally:
+            self.quiet = self._quiet_sends = False
         return self.out or ["ok"]
 
     # ----------------------------------------------------------------------------- commands
@@ -127,89 +166,88 @@ class Scenario:
     def _cmd_cluster(self, args: list[str]) -> None:
         options = _options(args)
         n = int(options.get("n", "4"))
-        self._secrets = [_sha(b"scenario-%d" % i) for i in range(n)]
-        self._public = tuple(_sha(b"pub" + s) for s in self._secrets)
+        self.keys = KeyRing(n)
         self.config = dict(
             chain_id=CHAIN_ID,
-            validators=self._public,
+            validators=self.keys.public_keys,
             checkpoint_interval=int(options.get("k", "5")),
             watermark_window=int(options.get("window", "10")),
             view_timeout_ticks=int(options.get("timeout", "4")),
             max_view_timeout_ticks=int(options.get("max_timeout", "64")),
             retransmit_interval_ticks=int(options.get("retransmit", "3")),
         )
-        self.replicas = [_Replica(i, None) for i in range(n)]
+        self.replicas = [_Replica(i, self, SimStore()) for i in range(n)]
         for r in self.replicas:
             self._boot(r)
         self.out.append(f"{n} replicas, f = {(n - 1) // 3}, quorum = {quorum_size(n)}")
 
-    def _boot(self, r: _Replica) -> None:
+    def _boot(self, r: _Replica) -> int:
+        """Start a replica as the node does: replay its journal, then rebuild it from its
+        store. Returns how many journaled blocks were committed."""
+        store = r.store
+        replayed = len(store.recover())
         cfg = ReplicaConfig(my_index=r.index, **self.config)  # type: ignore[arg-type]
-        secret = self._secrets[r.index]
-        height = len(r.chain)
-        r.replica = Replica(
+        replica = Replica(
             cfg,
             _App(),
-            lambda m: hmac.new(secret, m, "sha256").digest(),
-            self._verify,
-            committed_height=height,
-            committed_state_root=_root(height),
-            persisted=r.persisted,
-            committed_certificate=r.chain[-1].certificate if r.chain else None,
+            self.keys.signer(r.index),
+            self.keys.verify,
+            committed_height=store.head_height,
+            committed_state_root=store.root_at(store.head_height),
+            persisted=store.persisted(),
+            committed_certificate=store.head_certificate(),
         )
-
-    def _verify(self, public: bytes, signature: bytes, message: bytes) -> bool:
-        if public not in self._public:
-            return False
-        secret = self._secrets[self._public.index(public)]
-        return hmac.compare_digest(hmac.new(secret, message, "sha256").digest(), signature)
+        r.host = Host(replica, store, r)
+        r.last_persisted = store.persisted()
+        return replayed
 
     def _cmd_propose(self, args: list[str]) -> None:
         options = _options(args[1:])
         payload = args[0].encode()
-        self.names[_sha(payload)] = args[0]
+        self.names[sha256(payload)] = args[0]
         if "by" in options:
             candidates = [int(options["by"])]
         else:
-            candidates = [r.index for r in self.replicas if r.replica is not None]
+            candidates = [r.index for r in self.replicas if r.host is not None]
         for index in candidates:
-            replica = self.replicas[index].replica
-            if replica is not None and replica.can_propose:
+            host = self.replicas[index].host
+            if host is not None and host.replica.can_propose:
+                replica = host.replica
                 self.out.append(
                     f"{index} proposes {args[0]} at height {replica.next_height} in view "
                     f"{replica.view}"
                 )
-                self._perform(index, replica.propose(payload))
+                host.input(partial(replica.propose, payload))
                 return
         self.out.append("no replica can propose")
 
     def _cmd_forge_pre_prepare(self, args: list[str]) -> None:
         options = _options(args[1:])
         payload = args[0].encode()
-        digest = _sha(payload)
+        digest = sha256(payload)
         self.names[digest] = args[0]
         sender, view, height = int(options["by"]), int(options["view"]), int(options["height"])
         signing = vote_signing_bytes(CHAIN_ID, "pre-prepare", view, height, digest)
-        signature = hmac.new(self._secrets[sender], signing, "sha256").digest()
-        msg = PrePrepare(view, height, digest, payload, None, sender, signature)
+        msg = PrePrepare(
+            view, height, digest, payload, None, sender, self.keys.sign(sender, signing)
+        )
         for target in (int(x) for x in options["to"].split(",")):
             self.queue.append((sender, target, msg))
         self.out.append(f"{sender} signs {self._describe(msg)}")
 
     def _cmd_deliver(self, args: list[str]) -> None:
         match = _matcher(args)
-        quiet = "quiet" in args
         for _ in range(MAX_STEPS):
             position = next((i for i, item in enumerate(self.queue) if match(*item)), None)
             if position is None:
                 return
             sender, target, msg = self.queue.pop(position)
-            r = self.replicas[target]
-            if r.replica is None:
+            host = self.replicas[target].host
+            if host is None:
                 continue
-            if not quiet:
+            if not self.quiet:
                 self.out.append(f"{sender}->{target} {self._describe(msg)}")
-            self._perform(target, r.replica.receive(msg))
+            host.input(partial(host.replica.receive, msg))
         raise RuntimeError("deliver did not finish")
 
     def _cmd_drop(self, args: list[str]) -> None:
@@ -227,31 +265,38 @@ class Scenario:
 
     def _cmd_crash(self, args: list[str]) -> None:
         r = self.replicas[int(args[0])]
-        r.replica = None
+        if r.host is not None:
+            r.host.stop()
+        r.host = None
         self.queue = [item for item in self.queue if item[1] != r.index]
-        self.out.append(f"{r.index} crashed at executed height {len(r.chain)}")
+        self.out.append(f"{r.index} crashed at executed height {r.store.head_height}")
 
     def _cmd_restart(self, args: list[str]) -> None:
         r = self.replicas[int(args[0])]
-        self._boot(r)
-        assert r.replica is not None
+        replayed = self._boot(r)
+        replica = r.replica
+        if replica is None:
+            raise RuntimeError("a booted replica has a host")
+        journal = f" ({replayed} journaled blocks committed)" if replayed else ""
         self.out.append(
-            f"{r.index} restarted: view {r.replica.view} "
-            f"{r.replica.status()['mode']}, executed height {len(r.chain)}"
+            f"{r.index} restarted: view {replica.view} "
+            f"{replica.status()['mode']}, executed height {r.store.head_height}{journal}"
         )
 
     def _cmd_tick(self, args: list[str]) -> None:
+        self._quiet_sends = self.quiet
         for _ in range(int(args[0])):
             for r in self.replicas:
-                if r.replica is not None:
-                    self._perform(r.index, r.replica.tick(), quiet="quiet" in args)
+                if r.host is not None:
+                    r.host.input(r.host.replica.tick)
 
     def _cmd_status(self, args: list[str]) -> None:
         for r in self.replicas:
-            if r.replica is None:
+            replica = r.replica
+            if replica is None:
                 self.out.append(f"{r.index}: down")
                 continue
-            s = r.replica.status()
+            s = replica.status()
             self.out.append(
                 f"{r.index}: view {s['view']} {s['mode']}, executed {s['executed_height']}, "
                 f"next {s['next_height']}, stable checkpoint {s['stable_checkpoint']}, "
@@ -260,7 +305,7 @@ class Scenario:
 
     def _cmd_chains(self, args: list[str]) -> None:
         for r in self.replicas:
-            payloads = " ".join(d.payload.decode() for d in r.chain)
+            payloads = " ".join(block.payload.decode() for block in r.store.blocks)
             self.out.append(f"{r.index}: {payloads or '(empty)'}")
 
     def _cmd_queue(self, args: list[str]) -> None:
@@ -269,68 +314,67 @@ class Scenario:
         if not self.queue:
             self.out.append("(empty)")
 
-    # ------------------------------------------------------------------------------ actions
+    # ------------------------------------------------------------------- what hosts do
 
-    def _perform(self, index: int, actions: list[Action], *, quiet: bool = False) -> None:
-        for action in actions:
-            if isinstance(action, Persist):
-                r = self.replicas[index]
-                r.persisted = PersistedState.from_bytes(action.state.to_bytes())
-            elif isinstance(action, Broadcast | Send):
-                msg = decode_message(encode_message(action.msg))
-                if isinstance(msg, ViewChange | NewView | CommitNotice) and not quiet:
-                    if isinstance(action, Send):
-                        self.out.append(f"  {index} answers {action.to}: {self._describe(msg)}")
-                    else:
-                        self.out.append(f"  {index} sends {self._describe(msg)}")
-                targets = (
-                    [action.to]
-                    if isinstance(action, Send)
-                    else [i for i in range(len(self.replicas)) if i != index]
-                )
-                for target in targets:
-                    if index not in self.isolated and target not in self.isolated:
-                        self.queue.append((index, target, msg))
-            elif isinstance(action, Deliver):
-                self._deliver(index, action)
-            elif isinstance(action, FetchBlocks):
-                self._fetch(index, action)
-            elif isinstance(action, Misbehaviour):
-                self.out.append(f"  {index} reports {action.validator}: {action.kind}")
-
-    def _deliver(self, index: int, action: Deliver) -> None:
-        r = self.replicas[index]
-        signers = ",".join(str(i) for i in action.certificate.signers())
-        self.out.append(
-            f"  {index} delivers height {action.height}: {action.payload.decode()} "
-            f"(view {action.certificate.view}, signed by {signers})"
+    def transmit(self, index: int, action: Send | Broadcast) -> None:
+        msg = decode_message(encode_message(action.msg))
+        if isinstance(msg, ViewChange | NewView | CommitNotice) and not self._quiet_sends:
+            if isinstance(action, Send):
+                self.out.append(f"  {index} answers {action.to}: {self._describe(msg)}")
+            else:
+                self.out.append(f"  {index} sends {self._describe(msg)}")
+        targets = (
+            [action.to]
+            if isinstance(action, Send)
+            else [i for i in range(len(self.replicas)) if i != index]
         )
-        r.chain.append(action)
-        assert r.replica is not None
-        self._perform(
-            index, r.replica.executed(action.height, _root(action.height), action.certificate)
-        )
+        for target in targets:
+            if index not in self.isolated and target not in self.isolated:
+                self.queue.append((index, target, msg))
 
-    def _fetch(self, index: int, action: FetchBlocks) -> None:
-        r = self.replicas[index]
+    def fetch(self, index: int, action: FetchBlocks) -> None:
+        """Block sync: the first reachable peer with blocks serves them; the host commits
+        them once it is idle (as the driver's apply_synced)."""
+        host = self.replicas[index].host
+        if host is None:
+            return
         for peer in action.peers:
-            source = self.replicas[peer]
             if peer in self.isolated or index in self.isolated:
                 continue
-            blocks = source.chain[action.from_height - 1 :]
+            blocks = self.replicas[peer].store.blocks[action.from_height - 1 :]
             if not blocks:
                 continue
             self.out.append(
                 f"  {index} fetches heights {action.from_height}-{blocks[-1].height} from {peer}"
             )
             for block in blocks:
-                if block.height != len(r.chain) + 1 or r.replica is None:
-                    continue
-                r.chain.append(block)
-                self._perform(
-                    index, r.replica.executed(block.height, _root(block.height), block.certificate)
-                )
+                host.apply_synced(block.height, block.payload, block.certificate)
             return
+
+    def describe_persist(self, state: PersistedState, previous: PersistedState | None) -> str:
+        """`persists view V[ (view change)][, prepared hH NAME][: the signatures recorded
+        since the previous write]`: what the write holds, and what it guards."""
+        mode = " (view change)" if state.in_view_change else ""
+        text = f"persists view {state.view}{mode}"
+        if state.prepared is not None:
+            text += f", prepared h{state.prepared.height} {self._name(state.prepared.digest)}"
+        before = (None, None, None) if previous is None else _votes(previous)
+        changed = [
+            (phase, vote)
+            for phase, vote, old in zip(_PHASES, _votes(state), before, strict=True)
+            if vote is not None and vote != old
+        ]
+        signed: list[str] = []
+        for position, (phase, vote) in enumerate(changed):
+            if position and changed[position - 1][1] == vote:  # same block: one entry
+                signed[-1] = signed[-1].replace(" h", f", {phase} h", 1)
+            else:
+                signed.append(f"{phase} h{vote.height} {self._name(vote.digest)}")
+        if state.last_view_change != (previous.last_view_change if previous else 0):
+            signed.append(f"view change v{state.last_view_change}")
+        if state.last_new_view != (previous.last_new_view if previous else 0):
+            signed.append(f"new view v{state.last_new_view}")
+        return text + (": " + "; ".join(signed) if signed else "")
 
     def _describe(self, msg: Message) -> str:
         if isinstance(msg, PrePrepare):
@@ -363,8 +407,11 @@ class Scenario:
         return self.names.get(digest, digest.hex()[:8])
 
 
-def _root(height: int) -> bytes:
-    return ROOT0 if height == 0 else _sha(b"root %d" % height)
+_PHASES = ("pre-prepare", "prepare", "commit")
+
+
+def _votes(state: PersistedState) -> tuple[SignedVote | None, ...]:
+    return (state.last_pre_prepare, state.last_prepare, state.last_commit_vote)
 
 
 def _options(args: list[str]) -> dict[str, str]:
@@ -387,4 +434,4 @@ def _matcher(args: list[str]) -> Callable[[int, int, Message], bool]:
     return match
 
 
-__all__ = ["CommitCertificate", "Scenario"]
+__all__ = ["Scenario"]

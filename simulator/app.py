@@ -1,4 +1,4 @@
-"""Signers, the simulated application and its block bodies, for the consensus simulator.
+"""The simulated application and its block bodies, for the consensus simulator.
 
 A block body is msgpack [height, prev_digest, view, proposer, [tx ids]]; its digest is SHA-256
 of the payload; the state root after block h is SHA-256(root(h - 1) || digest(h)).
@@ -7,14 +7,10 @@ of the payload; the state root after block h is SHA-256(root(h - 1) || digest(h)
 from __future__ import annotations
 
 import hashlib
-import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import msgpack
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+import msgpack  # type: ignore[import-untyped]
 
 GENESIS_DIGEST = bytes(32)
 GENESIS_ROOT = bytes(32)
@@ -23,62 +19,6 @@ MAX_TXS_PER_BLOCK = 8
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
-
-
-class KeyRing(Protocol):
-    public_keys: tuple[bytes, ...]
-
-    def signer(self, index: int) -> Callable[[bytes], bytes]: ...
-
-    def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool: ...
-
-
-class HmacKeyRing:
-    """A fast stand-in for Ed25519: HMAC-SHA256 keyed per validator; verify knows the keys."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self._secrets = [sha256(b"sim-secret/%d/%d" % (seed, i)) for i in range(n)]
-        self.public_keys = tuple(sha256(b"sim-public/" + s) for s in self._secrets)
-        self._by_public = dict(zip(self.public_keys, self._secrets, strict=True))
-
-    def signer(self, index: int) -> Callable[[bytes], bytes]:
-        secret = self._secrets[index]
-        return lambda message: hmac.new(secret, message, "sha256").digest()
-
-    def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
-        secret = self._by_public.get(public_key)
-        if secret is None:
-            return False
-        expected = hmac.new(secret, message, "sha256").digest()
-        return hmac.compare_digest(expected, signature)
-
-
-class Ed25519KeyRing:
-    """Real Ed25519 keys (cryptography), derived from the seed so runs replay."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self._keys = [
-            Ed25519PrivateKey.from_private_bytes(sha256(b"sim-ed25519/%d/%d" % (seed, i)))
-            for i in range(n)
-        ]
-        self.public_keys = tuple(
-            key.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
-            )
-            for key in self._keys
-        )
-
-    def signer(self, index: int) -> Callable[[bytes], bytes]:
-        return self._keys[index].sign
-
-    def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
-        if len(public_key) != 32 or len(signature) != 64:
-            return False
-        try:
-            Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-        except Exception:  # InvalidSignature or a malformed key: not valid
-            return False
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +58,10 @@ def decode_body(payload: bytes) -> BlockBody | None:
 class ChainView(Protocol):
     """What the simulated app reads from its node."""
 
-    executed_height: int
     tx_set: set[int]
+
+    @property
+    def executed_height(self) -> int: ...
 
     def digest_at(self, height: int) -> bytes: ...
 

@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-from sim_support import GENESIS_DIGEST, KeyRing, block_is_valid, decode_body, sha256
-
 from consensus import (
     CertificateError,
     Commit,
@@ -30,6 +28,8 @@ from consensus import (
     quorum_size,
     verify_certificate,
 )
+from simulator.app import GENESIS_DIGEST, block_is_valid, decode_body, sha256
+from simulator.keys import KeyRing
 
 
 class SimViolation(Exception):

@@ -1,0 +1,16 @@
+"""The consensus simulator: whole PBFT clusters in one process, driven by one seed.
+
+- world.py: the discrete-event loop (network, clocks, faults, byzantine identities);
+- host.py and store.py: what carries out a replica's output, by the node's contract
+  (consensus/ready.py), on a store with the node's journaling and restart rules;
+- plan.py (a run drawn from its seed), checks.py (the invariants), byzantine.py, app.py
+  (the simulated application), keys.py (HMAC stand-ins or real Ed25519);
+- scenario.py: the transcript interpreter of tests/sim/scenarios/*.txt.
+
+It imports the consensus core, the standard library, msgpack and cryptography; never node
+(import-linter keeps it so). `scripts/simulate` runs it over many seeds.
+"""
+
+from simulator.world import RunResult, World, run_seed
+
+__all__ = ["RunResult", "World", "run_seed"]
