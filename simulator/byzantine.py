@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from consensus import (
     Checkpoint,
@@ -34,8 +34,14 @@ from simulator.plan import (
     RunPlan,
 )
 
-if TYPE_CHECKING:
-    from simulator.world import Node
+
+class SimNode(Protocol):
+    """What a byzantine behaviour reads of a simulated node (simulator.world.Node)."""
+
+    identity: int
+    honest: bool
+    behaviours: frozenset[str]
+
 
 CHAIN_ID = "sim-chain"
 WITHHELD_KIND_CHOICES: tuple[tuple[type, ...], ...] = (
@@ -47,7 +53,10 @@ WITHHELD_KIND_CHOICES: tuple[tuple[type, ...], ...] = (
 )
 
 
-class ByzantineMixin:
+Node = TypeVar("Node", bound=SimNode)
+
+
+class ByzantineMixin(Generic[Node]):
     rng: random.Random
     keys: KeyRing
     plan: RunPlan

@@ -142,7 +142,7 @@ class RunResult:
     end_tick: int
 
 
-class World(ByzantineMixin):
+class World(ByzantineMixin["Node"]):
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)

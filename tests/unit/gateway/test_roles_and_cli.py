@@ -68,7 +68,7 @@ def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> Any:
 
 def test_gateway_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "n0"
-    assert main(["init", "--home", str(home), "--chain-id", "t"]) == 0
+    assert main(["init", "--single", "--home", str(home), "--chain-id", "t"]) == 0
     capsys.readouterr()
     run("gateway", "init", "--home", str(home), "--listen", "127.0.0.1:9443", capsys=capsys)
     config = tomllib.loads((home / "config.toml").read_text())
