@@ -43,10 +43,21 @@ def make_certificate(private_key: Ed25519PrivateKey, common_name: str) -> bytes:
         raise IdentityError("node identity keys are Ed25519")
     if not common_name:
         raise IdentityError("common_name must not be empty")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    # The trust store finds a certificate's issuer by subject name: two pinned certificates
+    # with one subject (a node's key rotated under the same name) make OpenSSL try the wrong
+    # one and refuse the right one ("self-signed certificate"). The key in the subject, and
+    # the key identifiers, keep every node key's certificate apart.
+    node_id = node_id_of(private_key)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, node_id.hex()),
+        ]
+    )
+    key_id = x509.SubjectKeyIdentifier.from_public_key(private_key.public_key())
     # The serial number is derived from the key so that re-creating a node's certificate
     # gives the same subject/serial pair; peers pin the whole certificate anyway.
-    serial = int.from_bytes(node_id_of(private_key)[:16], "big") >> 1 or 1
+    serial = int.from_bytes(node_id[:16], "big") >> 1 or 1
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -56,6 +67,10 @@ def make_certificate(private_key: Ed25519PrivateKey, common_name: str) -> bytes:
         .not_valid_before(VALID_FROM)
         .not_valid_after(VALID_UNTIL)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_id, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(key_id), critical=False
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,

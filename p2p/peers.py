@@ -68,6 +68,7 @@ GLOBAL_COUNTERS = (
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_CAPACITY_SLEEP_S = 0.1
 _MAX_BACKOFF_EXPONENT = 30
+HANDSHAKE_LOG_INTERVAL_S = 30.0
 
 
 @dataclass(slots=True)
@@ -165,6 +166,7 @@ class PeerManager:
             for peer in sorted(self._allowed)
         }
         self._nursery: trio.Nursery | None = None
+        self._handshake_logged: dict[bytes, float] = {}
         self._dialers: dict[bytes, trio.CancelScope] = {}
         self.counters: Counter[str] = Counter({name: 0 for name in GLOBAL_COUNTERS})
         self._inbound_handshakes = 0
@@ -247,6 +249,13 @@ class PeerManager:
         self._cert_pem, self._key_pem = cert_pem, key_pem
         self._cert_path = self._key_path = None
         self._make_contexts(self.allowed_certificates)
+        # Our new key may be pinned (the set lists it): never dial or keep a state for it.
+        self._allowed = self._allowed - {node_id}
+        self._stop_dialer(node_id)
+        self._dial.pop(node_id, None)
+        own = self._peers.pop(node_id, None)
+        if own is not None and own.link is not None:
+            own.link.close("self")
         for state in self._peers.values():
             if state.link is not None:
                 state.link.close("identity_replaced")
@@ -480,9 +489,22 @@ class PeerManager:
             self.counters["rejected_after_handshake"] += 1
         elif reason in self.counters:
             self.counters[reason] += 1
-        log.debug(
-            "handshake (%s) failed: %s %s", "inbound" if server_side else "outbound", reason, detail
-        )
+        # Outbound failures to a pinned peer are worth an operator's eye (a rotated key not yet
+        # followed, a wrong address): at most one line per peer per HANDSHAKE_LOG_INTERVAL_S.
+        now = _now()
+        peer_key = expected_peer or b""
+        if expected_peer is not None and now - self._handshake_logged.get(peer_key, -1e9) >= (
+            HANDSHAKE_LOG_INTERVAL_S
+        ):
+            self._handshake_logged[peer_key] = now
+            log.info("dial %s failed: %s %s", expected_peer.hex()[:16], reason, detail)
+        else:
+            log.debug(
+                "handshake (%s) failed: %s %s",
+                "inbound" if server_side else "outbound",
+                reason,
+                detail,
+            )
         return None
 
     def _new_link(

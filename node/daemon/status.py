@@ -47,7 +47,7 @@ class StatusReport:
             "node": self._name,
             "chain_id": self._genesis.chain_id,
             "genesis_hash": self._genesis.hash.hex(),
-            "public_key": self._public_key.hex(),
+            "public_key": self._driver.key.public_key.hex(),  # follows a key rotation
             "height": head.height,
             "block_hash": head.block_hash.hex(),
             "state_root": head.state_root.hex(),

@@ -59,3 +59,20 @@ async def test_a_rotated_node_key_reconnects_with_its_new_certificate(kit: P2PKi
                 manager_a.replace_identity(a2.node_id, a2.cert_pem, a2.key_pem)
                 await kit.wait_until(lambda: manager_b.connected_peers() == [a2.node_id])
                 assert manager_a.node_id == a2.node_id
+
+
+async def test_a_rotated_key_under_the_same_name_is_trusted(kit: P2PKit) -> None:
+    """Both certificates of a validator that rotated its key carry its name: the pinned set
+    holds both for a while, and the new one must still verify, as a server's certificate
+    and as a client's (found on a real testnet: OpenSSL picked the old certificate as the
+    issuer and refused the new one, "self-signed certificate")."""
+    old, new, other = kit.identity("node3"), kit.identity("node3"), kit.identity("node0")
+    with trio.fail_after(20):
+        rotated = kit.manager(new, [new, other], {})
+        async with kit.running(rotated):
+            dialer = kit.manager(
+                other, [old, new, other], {new.node_id: (kit.HOST, rotated.listen_port)}
+            )
+            async with kit.running(dialer):
+                await kit.wait_until(lambda: dialer.connected_peers() == [new.node_id])
+                assert dialer.counters["tls_failed"] == 0
