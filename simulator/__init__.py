@@ -5,6 +5,9 @@
   (consensus/ready.py), on a store with the node's journaling and restart rules;
 - plan.py (a run drawn from its seed), checks.py (the invariants), byzantine.py, app.py
   (the simulated application), keys.py (HMAC stand-ins or real Ed25519);
+- epochs.py (membership changes and the epochs a chain defines, by the node's governance
+  rules) and members.py (who links to whom, joins and block sync as the set changes); the
+  host follows epochs by the node's own rule (consensus/epochs.py);
 - scenario.py: the transcript interpreter of tests/sim/scenarios/*.txt.
 
 It imports the consensus core, the standard library, msgpack and cryptography; never node

@@ -7,6 +7,8 @@ its replica's output by the node's contract (consensus/ready.py) on a store with
 journaling and restart rules (store.py): a crash can cut that work between any two steps, and
 loses everything the store does not hold. The world also serves FetchBlocks from other nodes'
 stores after checking certificates, proposes blocks, and suspects censorship like the node.
+Membership changes (epochs.py, members.py): a block may carry one; every node derives its
+epochs from its own chain, and its host runs one replica per epoch by the node's rule.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from functools import partial
 from typing import cast
 
 from consensus import (
+    UNATTRIBUTABLE,
     Action,
     Broadcast,
     CertificateError,
+    CommitCertificate,
     Deliver,
     FetchBlocks,
     Message,
@@ -37,13 +41,24 @@ from consensus import (
     quorum_size,
     verify_certificate,
 )
+from consensus.epochs import carry_over
 from consensus.invariants import InvariantViolation
 from simulator.app import MAX_TXS_PER_BLOCK, BlockBody, SimApp, decode_body, sha256
 from simulator.byzantine import ByzantineMixin
 from simulator.checks import Checker, SimViolation
+from simulator.epochs import ADD, Change, EpochSchedule, SimEpoch
 from simulator.host import Host, NodeIO
 from simulator.keys import KeyRing
-from simulator.plan import SPLIT, TICK_UNITS, FaultEvent, RunPlan, plan_for_seed
+from simulator.members import SYNC_POLL_TICKS, MembershipMixin
+from simulator.plan import (
+    MUTATION_EARLY_EPOCH,
+    SIM_MUTATIONS,
+    SPLIT,
+    TICK_UNITS,
+    FaultEvent,
+    RunPlan,
+    plan_for_seed,
+)
 from simulator.store import SimStore, StoredBlock, StoreRuleError
 
 CHAIN_ID = "sim-chain"
@@ -60,13 +75,16 @@ class Node(NodeIO):
     honest: bool
     behaviours: frozenset[str]
     world: World
-    # Durable: survives crashes.
-    store: SimStore = field(default_factory=SimStore)
+    store: SimStore  # durable: survives crashes (with the epochs its chain defines)
+    epoch: SimEpoch  # the epoch of the node's replica (of its last one while it is down)
+    key_index: int  # the key the node signs and links with (a validator's key may rotate)
+    born: bool = True  # False until an added identity's node starts
     tx_set: set[int] = field(default_factory=set)  # the tx ids in the stored chain
     # Volatile.
     host: Host | None = None
     incarnation: int = 0
     propose_scheduled: bool = False
+    sync_scheduled: bool = False
     suspected_view: int = -1
     first_waiting_tx: int = 1  # every tx id below it is in the chain (or has a nonce gap)
     last_commit_time: int = 0
@@ -82,6 +100,22 @@ class Node(NodeIO):
     @property
     def executed_height(self) -> int:
         return self.store.head_height
+
+    @property
+    def schedule(self) -> EpochSchedule:
+        schedule = self.store.schedule
+        if schedule is None:
+            raise TypeError("a simulated node's store keeps its epochs")
+        return schedule
+
+    @property
+    def planned_changes(self) -> tuple[Change, ...]:
+        return self.world.changes
+
+    @property
+    def sender_index(self) -> int | None:
+        """This node's validator index in its replica's epoch (None: it follows)."""
+        return self.epoch.index_of(self.identity)
 
     def digest_at(self, height: int) -> bytes:
         return self.store.digest_at(height)
@@ -101,13 +135,22 @@ class Node(NodeIO):
     def fetch(self, action: FetchBlocks) -> None:
         world = self.world
         delay = world.rng.randint(*world.plan.fetch_delay_units)
-        world.schedule(delay, "fetch", self.index, self.incarnation, action.peers)
-
-    def evidence(self, action: Misbehaviour) -> None:
-        self.world.count(f"evidence.{action.kind}")
-        self.world.checker.on_misbehaviour(
-            self.identity, action.validator, action.kind, action.detail
+        peers = tuple(
+            identity
+            for identity in (self.epoch.identity_at(index) for index in action.peers)
+            if identity is not None
         )
+        world.schedule(delay, "fetch", self.index, self.incarnation, peers)
+
+    def evidence(self, action: Misbehaviour, origin: int | None = None, epoch: int = 0) -> None:
+        self.world.count(f"evidence.{action.kind}")
+        if action.kind in UNATTRIBUTABLE:
+            accused = origin  # names the claimed sender: the node blames the link
+        else:
+            reporter = self.schedule.epoch(epoch)
+            accused = None if reporter is None else reporter.identity_at(action.validator)
+        if accused is not None:
+            self.world.checker.on_misbehaviour(self.identity, accused, action.kind, action.detail)
 
     def persisted(self, state: PersistedState) -> None:
         self.world.count("persists")
@@ -142,13 +185,21 @@ class RunResult:
     end_tick: int
 
 
-class World(ByzantineMixin["Node"]):
+class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
-        self.keys = KeyRing(plan.n, plan.seed, real=plan.real_signatures)
-        honest = frozenset(i for i in range(plan.n) if i not in plan.byzantine)
-        self.checker = Checker(CHAIN_ID, plan.n, self.keys, honest)
+        self.keys = KeyRing(max(plan.n, plan.key_count), plan.seed, real=plan.real_signatures)
+        self.planned = plan.changes
+        self.changes = tuple(planned.change for planned in plan.changes)
+        self.added_at = {
+            p.change.identity: p.at_tick * TICK_UNITS for p in plan.changes if p.change.kind == ADD
+        }
+        added_keys = {p.change.identity: p.change.key for p in plan.changes if p.change.kind == ADD}
+        identities = sorted({identity for identity, _ in plan.instances()})
+        honest = frozenset(i for i in identities if i not in plan.byzantine)
+        genesis = EpochSchedule.genesis(plan.n)
+        self.checker = Checker(CHAIN_ID, self.keys, honest, genesis, self.changes)
         self.now = 0
         self._events: list[tuple[int, int, tuple[object, ...]]] = []
         self._sequence = 0
@@ -157,7 +208,22 @@ class World(ByzantineMixin["Node"]):
         self.nodes: list[Node] = []
         for index, (identity, _copy) in enumerate(plan.instances()):
             behaviours = plan.byzantine.get(identity, frozenset())
-            self.nodes.append(Node(index, identity, identity in honest, behaviours, self))
+            node = Node(
+                index,
+                identity,
+                identity in honest,
+                behaviours,
+                self,
+                SimStore(genesis),
+                genesis.epochs[0],
+                added_keys.get(identity, identity),
+                born=identity < plan.n,
+            )
+            self.nodes.append(node)
+        # The planted bug early_epoch: the first honest validator's host swaps sets early.
+        early = MUTATION_EARLY_EPOCH in plan.mutations
+        self._early_identity = min(honest) if early and honest else -1
+        self._epoch_keys: dict[SimEpoch, tuple[bytes, ...]] = {}
         self.by_identity: dict[int, list[Node]] = {}
         for node in self.nodes:
             self.by_identity.setdefault(node.identity, []).append(node)
@@ -166,6 +232,9 @@ class World(ByzantineMixin["Node"]):
                 self.count("byzantine.twin_identities")
         if plan.background_execution:
             self.count("runs.background_execution")
+        if plan.changes:
+            self.count("runs.reconfiguring")
+            self.count("reconfig.changes_planned", len(plan.changes))
         self.group: list[int] = [0] * len(self.nodes)  # partition side of each node
         self.healed = False
         self._heal_height = 0
@@ -197,6 +266,9 @@ class World(ByzantineMixin["Node"]):
 
     def _result(self, violation: str | None) -> RunResult:
         self.stats["blocks"] = self.checker.max_height
+        epochs = self.checker.schedule.started(self.checker.max_height)
+        if epochs:
+            self.stats["epochs_changed"] = epochs
         for node in self.nodes:
             if node.replica is not None and node.honest:
                 counters = node.replica.status()["counters"]
@@ -216,7 +288,8 @@ class World(ByzantineMixin["Node"]):
 
     def _run(self) -> None:
         for node in self.nodes:
-            self._start(node)
+            if node.born:
+                self._start(node)
         for fault in self.plan.faults:
             self._sequence += 1
             heapq.heappush(
@@ -251,9 +324,12 @@ class World(ByzantineMixin["Node"]):
             msg = cast(Message, event[3])
             host = node.host
             if host is not None and node.incarnation == event[2]:
+                if not self.accepts(node, cast(int, event[4])):
+                    self.count("links.refused")  # not a key of its sets: unpinned
+                    return
                 self.on_incoming(node, msg)
-                host.input(partial(host.replica.receive, msg), "msg")
-        elif kind in ("tick", "execute", "propose", "fetch"):
+                host.input(partial(_receive, host, msg), "msg", cast(int, event[5]))
+        elif kind in ("tick", "execute", "propose", "fetch", "sync"):
             node = self.nodes[cast(int, event[1])]
             if node.host is None or node.incarnation != event[2]:
                 return
@@ -271,12 +347,16 @@ class World(ByzantineMixin["Node"]):
 
     # ------------------------------------------------------------------------------ nodes
 
-    def _config(self, identity: int) -> ReplicaConfig:
+    def _config(self, epoch: SimEpoch, my_index: int | None) -> ReplicaConfig:
         plan = self.plan
+        keys = self._epoch_keys.get(epoch)
+        if keys is None:
+            keys = tuple(self.keys.public_keys[key] for key in epoch.key_indices)
+            self._epoch_keys[epoch] = keys
         return ReplicaConfig(
             chain_id=CHAIN_ID,
-            validators=self.keys.public_keys,
-            my_index=identity,
+            validators=keys,
+            my_index=my_index,
             checkpoint_interval=plan.checkpoint_interval,
             watermark_window=plan.watermark_window,
             view_timeout_ticks=plan.view_timeout_ticks,
@@ -284,7 +364,37 @@ class World(ByzantineMixin["Node"]):
             censorship_timeout_ticks=plan.censorship_timeout_ticks,
             retransmit_interval_ticks=plan.retransmit_interval_ticks,
             fetch_retry_ticks=plan.retransmit_interval_ticks * 2,
-            mutations=plan.mutations,
+            epoch=epoch.number,
+            first_height=epoch.start_height,
+            mutations=plan.mutations - SIM_MUTATIONS,
+        )
+
+    def _replica(
+        self,
+        node: Node,
+        epoch: SimEpoch,
+        persisted: PersistedState | None,
+        certificate: CommitCertificate | None,
+    ) -> Replica:
+        """The node's replica of `epoch` (the host's ReplicaMaker): its index and key in
+        that set, or a follower (no index) that keeps its last key."""
+        index = epoch.index_of(node.identity)
+        key = epoch.key_of(node.identity)
+        if key is not None:
+            node.key_index = key  # a rotated key signs from its epoch on
+        if node.epoch.number != epoch.number:
+            self.count("epochs.replicas_swapped")
+        node.epoch = epoch
+        store = node.store
+        return Replica(
+            self._config(epoch, index),
+            SimApp(node),
+            self.keys.signer(node.key_index),
+            self.keys.verify,
+            committed_height=store.head_height,
+            committed_state_root=store.root_at(store.head_height),
+            persisted=persisted,
+            committed_certificate=certificate,
         )
 
     def _start(self, node: Node) -> None:
@@ -294,19 +404,21 @@ class World(ByzantineMixin["Node"]):
         for block in store.recover():
             self.count("journal_replayed")
             node.committed(block, synced=False)
-        replica = Replica(
-            self._config(node.identity),
-            SimApp(node, self.plan.n),
-            self.keys.signer(node.identity),
-            self.keys.verify,
-            committed_height=store.head_height,
-            committed_state_root=store.root_at(store.head_height),
-            persisted=store.persisted(),
-            committed_certificate=store.head_certificate(),
-        )
+        epoch = node.schedule.epoch_for(store.head_height + 1)
+        persisted = carry_over(store.persisted(), epoch)  # the driver's rule on start
+        replica = self._replica(node, epoch, persisted, store.head_certificate())
         node.incarnation += 1
-        node.host = Host(replica, store, node, background=self.plan.background_execution)
+        node.host = Host(
+            replica,
+            store,
+            node,
+            background=self.plan.background_execution,
+            make_replica=partial(self._replica, node),
+            early_epoch=node.identity == self._early_identity,
+        )
+        node.host.follow_schedule()
         node.propose_scheduled = False
+        node.sync_scheduled = False
         self.schedule(self.rng.randint(1, TICK_UNITS), "tick", node.index, node.incarnation)
         self.after(node)
 
@@ -337,14 +449,30 @@ class World(ByzantineMixin["Node"]):
         low, high = self.plan.block_delay_units
         self.schedule(self.rng.randint(low, high), "propose", node.index, node.incarnation)
 
+    def nodes_of(self, identity: int) -> list[Node]:
+        return self.by_identity.get(identity, [])
+
     def _on_tick(self, node: Node, host: Host) -> None:
         self.schedule(TICK_UNITS, "tick", node.index, node.incarnation)
+        if (
+            self.planned
+            and not node.sync_scheduled
+            and self.now // TICK_UNITS % SYNC_POLL_TICKS == 0
+        ) and self.sync_sources(node, self.nodes):  # block sync: a linked peer is ahead
+            node.sync_scheduled = True
+            delay = self.rng.randint(*self.plan.fetch_delay_units)
+            self.schedule(delay, "sync", node.index, node.incarnation)
         if host.waiting("tick"):
             self.count("ticks_coalesced")  # the driver's ticker waits for the one before
             return
-        replica = host.replica
-        host.input(replica.tick, "tick")
-        host.input(lambda: self._after_tick(node, replica), "after-tick")
+        # Bound when the input runs, not now: by then the host may run the next epoch's.
+        host.input(lambda: host.replica.tick(), "tick")
+        host.input(lambda: self._after_tick(node, host.replica), "after-tick")
+
+    def _on_sync(self, node: Node, host: Host) -> None:
+        node.sync_scheduled = False
+        self.count("sync_polls")
+        self._on_fetch(node, host, tuple(self.sync_sources(node, self.nodes)))
 
     def _after_tick(self, node: Node, replica: Replica) -> list[Action]:
         status = replica.status()
@@ -384,7 +512,12 @@ class World(ByzantineMixin["Node"]):
             return []
         height = replica.next_height
         txs = () if "censor" in node.behaviours else self._pending_txs(node)
-        body = BlockBody(height, node.digest_at(height - 1), replica.view, node.identity, txs)
+        change = self.next_change(node, height)
+        if change is not None:
+            self.count(f"reconfig.proposed_{change.kind}")
+        body = BlockBody(
+            height, node.digest_at(height - 1), replica.view, node.identity, txs, change
+        )
         payload = body.encode()
         self.checker.proposals.setdefault(sha256(payload), node.identity)
         self.proposal_time.setdefault(sha256(payload), self.now)
@@ -427,13 +560,17 @@ class World(ByzantineMixin["Node"]):
         host.resume()
 
     def _on_fetch(self, node: Node, host: Host, peers: tuple[int, ...]) -> None:
-        """Block sync answers: blocks from the node's head on, from the first peer that has
-        any and serves them (checked here, committed by the host as the driver does)."""
+        """Block sync answers: blocks from the node's head on, from the first peer (an
+        identity) that has any and serves them (checked here, committed by the host as the
+        driver does). Only linked peers answer: a removed validator is unpinned."""
         self.count("fetches")
         from_height = node.executed_height + 1
         for peer in peers:
             for source in self.by_identity.get(peer, []):
                 if source.host is None or self.group[source.index] != self.group[node.index]:
+                    continue
+                if not self.linked(node, source):
+                    self.count("links.fetch_refused")
                     continue
                 if SPLIT in source.behaviours:
                     self.count("byzantine.fetch_refused")
@@ -446,15 +583,20 @@ class World(ByzantineMixin["Node"]):
     def _apply_fetched(
         self, node: Node, host: Host, from_height: int, blocks: list[StoredBlock]
     ) -> None:
+        """The node's block sync: each certificate is checked against the set of its own
+        height's epoch, as the fetching node's chain defines it, block by block (the epochs
+        the blocks before it schedule included), with that set's quorum."""
+        schedule = node.schedule
         for offset, block in enumerate(blocks):
             height = from_height + offset
+            epoch = schedule.epoch_for(height)
             try:
                 verify_certificate(
                     block.certificate,
                     CHAIN_ID,
-                    self.keys.public_keys,
+                    self._config(epoch, None).validators,
                     self.keys.verify,
-                    quorum=quorum_size(self.plan.n),
+                    quorum=quorum_size(epoch.n),
                 )
             except CertificateError:
                 self.count("fetch_rejected")
@@ -462,6 +604,9 @@ class World(ByzantineMixin["Node"]):
             if block.certificate.height != height or block.certificate.digest != block.digest:
                 self.count("fetch_rejected")
                 return
+            body = decode_body(block.payload)
+            if body is not None and body.change is not None:
+                schedule = schedule.after(height, body.change) or schedule
             if node.honest:
                 self.checker.on_block(
                     node.identity, height, block.payload, block.certificate, "fetched"
@@ -473,19 +618,21 @@ class World(ByzantineMixin["Node"]):
 
     def transmit(self, node: Node, action: Broadcast | Send) -> None:
         msg = action.msg
-        if node.honest and msg.sender == node.identity:  # not a forwarded new view
+        if node.honest and msg.sender == node.sender_index:  # not a forwarded new view
             self.checker.on_signed(node.identity, msg)
             if isinstance(msg, ViewChange) and msg.new_view > self.max_view:
                 self.count("views_changed", msg.new_view - self.max_view)
                 self.max_view = msg.new_view
+        self.checker.on_message_certificates(msg)
         data = encode_message(msg)
         decoded = decode_message(data)
         if decoded != msg:
             raise SimViolation("codec", f"{type(msg).__name__} does not survive encode/decode")
         if isinstance(action, Send):
-            targets = [action.to]
+            to = node.epoch.identity_at(action.to)
+            targets = [] if to is None else [to]
         else:
-            targets = [i for i in range(self.plan.n) if i != node.identity]
+            targets = self.broadcast_targets(node)
         for target, outgoing in self.outgoing(node, decoded, targets):
             for receiver in self.by_identity.get(target, []):
                 self.send_to(node, receiver, outgoing)
@@ -508,7 +655,15 @@ class World(ByzantineMixin["Node"]):
             if self.rng.random() < self.plan.slow_rate:
                 self.count("faults.delay")
                 delay += self.rng.randint(20, 300)
-            self.schedule(delay, "msg", receiver.index, receiver.incarnation, msg)
+            self.schedule(
+                delay,
+                "msg",
+                receiver.index,
+                receiver.incarnation,
+                msg,
+                sender.key_index,
+                sender.identity,
+            )
 
     # ----------------------------------------------------------------------------- faults
 
@@ -529,8 +684,14 @@ class World(ByzantineMixin["Node"]):
                 host.arm_crash(fault.cut)  # cut 0 crashes at once
         elif fault.kind == "restart":
             node = self.nodes[fault.targets[0]]
-            if node.host is None:
+            if node.host is None and node.born:
                 self.count("faults.restart")
+                self._start(node)
+        elif fault.kind == "join":
+            node = self.nodes[fault.targets[0]]
+            if not node.born:
+                self.count("reconfig.nodes_joined")
+                node.born = True
                 self._start(node)
         elif fault.kind == "crash-all":
             self.count("faults.crash_all")
@@ -541,7 +702,7 @@ class World(ByzantineMixin["Node"]):
 
     def _restart_all(self) -> None:
         for node in self.nodes:
-            if node.host is None:
+            if node.host is None and node.born:
                 self.count("faults.restart")
                 self._start(node)
 
@@ -556,7 +717,18 @@ class World(ByzantineMixin["Node"]):
         self._calm_until = self.now + self.plan.calm_ticks * TICK_UNITS
 
     def _live_after_heal(self) -> bool:
-        return all(node.executed_height > self._heal_height for node in self.nodes if node.honest)
+        """Every honest node the chain still needs (members.py must_stay_live) executed a
+        block above the heal height."""
+        checker = self.checker
+        return all(
+            node.executed_height > self._heal_height
+            for node in self.nodes
+            if node.honest and self.must_stay_live(node, checker.schedule, checker.max_height)
+        )
+
+
+def _receive(host: Host, msg: Message) -> list[Action]:
+    return host.replica.receive(msg)  # the replica the host runs when the input is taken
 
 
 def _txs(payload: bytes) -> tuple[int, ...]:
