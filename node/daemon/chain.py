@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from node.daemon.faults import crash_point
 from node.daemon.mempool import Mempool
 from node.daemon.store import Committed, Store, StoreError, TxnReader
 from node.ledger import crypto, encoding, governance
@@ -370,6 +371,7 @@ class Chain:
         except StoreError as exc:
             self.halted = str(exc)
             raise
+        crash_point("committed-before-answer")
         # Read by the on_commit callbacks (the commit-duration histogram of /metrics).
         self.last_commit_s = time.perf_counter() - started
         self.mempool.remove_committed(block.txs)

@@ -37,6 +37,7 @@ from consensus import (
 )
 from consensus.ready import MAX_BATCHES_PER_INPUT, Batch, batch_of, journal_entries
 from node.daemon.chain import Chain
+from node.daemon.faults import crash_point
 from node.daemon.store import Committed, Divergence, StoreError
 from node.ledger import crypto
 from node.ledger.block import Block
@@ -323,6 +324,8 @@ class ConsensusDriver:
             batch = queue.popleft()
             self._send_all(batch.unguarded)  # only the planted bug persist_after_send
             await self._write(batch)
+            if batch.persist is not None and batch.messages:
+                crash_point("vote-persisted")
             self._send_all(batch.messages)
             for fetch in batch.fetches:
                 self._fetch(fetch.from_height, tuple(fetch.peers))
@@ -370,6 +373,7 @@ class ConsensusDriver:
         height = deliver.height
         if height <= self.chain.store.head.height:
             return None
+        crash_point("decided-before-commit")
         try:
             committed = await self.chain.commit(deliver.payload, deliver.certificate.to_bytes())
         except (StoreError, Divergence) as exc:

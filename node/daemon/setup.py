@@ -25,6 +25,7 @@ from node.daemon.api.methods import HANDLER_TIMEOUT_S, Api
 from node.daemon.chain import Chain
 from node.daemon.config import NodeConfig
 from node.daemon.driver import ConsensusDriver
+from node.daemon.faults import wall_clock_ms
 from node.daemon.gateway.server import Gateway
 from node.daemon.intake import TxIntake
 from node.daemon.membership import Membership
@@ -68,7 +69,7 @@ def open_chain(config: NodeConfig, genesis: Genesis) -> Chain:
             max_bytes=config.mempool.max_bytes,
             nonce_window=config.mempool.nonce_window,
         )
-        chain = Chain(genesis, store, mempool)
+        chain = Chain(genesis, store, mempool, clock_ms=wall_clock_ms)
         replay_decided(chain)
     except BaseException:
         store.close()

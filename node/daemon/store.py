@@ -19,6 +19,7 @@ from typing import Any
 
 import lmdb
 
+from node.daemon.faults import crash_point
 from node.ledger import encoding, governance
 from node.ledger.apps import (
     BlockOutcome,
@@ -288,6 +289,7 @@ class Store:
             else:
                 txn.put(key, value, db=db["state"])
         state_root = self.tree.update(txn, self.head.state_root, outcome.writes)
+        crash_point("mid-commit-write")  # state written, block and head not: all or nothing
         txn.put(hk, block.payload, db=db["blocks"])
         txn.put(block.hash, hk, db=db["hashes"])
         txn.put(hk, certificate, db=db["certs"])

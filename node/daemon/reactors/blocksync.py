@@ -20,6 +20,7 @@ import trio
 
 from consensus import CertificateError, CommitCertificate, verify_certificate
 from node.daemon.chain import Chain
+from node.daemon.faults import crash_point
 from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.inlet import Inlet
 from node.daemon.reactors.links import Sender
@@ -244,4 +245,5 @@ class BlockSyncReactor:
             return False
         if self._apply is None:
             return False
+        crash_point("sync-apply")
         return await self._apply(block, cert_raw)
