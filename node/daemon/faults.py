@@ -9,6 +9,7 @@
     committed-before-answer the block is committed, waiters not yet answered
     sync-apply              a fetched block's certificate is checked, the block not applied
 - CHAIN_CLOCK_OFFSET_MS=N    this node's clock runs N ms ahead (negative: behind).
+- CHAIN_WRITE_ERROR_AT=N     the N-th block write fails as a disk error would (EIO).
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ def crash_point(name: str) -> None:
         sys.stderr.write(f"crash point {name} reached ({_hits}): exiting\n")
         sys.stderr.flush()
         os._exit(CRASH_EXIT)
+
+
+_write_error_at = int(os.environ.get("CHAIN_WRITE_ERROR_AT", "0") or 0)
+_writes = 0
+
+
+def write_fault() -> bool:
+    """True for the block write CHAIN_WRITE_ERROR_AT names (and every one after it)."""
+    global _writes
+    if not _write_error_at:
+        return False
+    _writes += 1
+    return _writes >= _write_error_at
 
 
 def clock_offset_ms() -> int:
