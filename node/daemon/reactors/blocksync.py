@@ -93,6 +93,9 @@ class BlockSyncReactor:
             self._counters["unknown_message"] += 1
             return
         self.peer_heads[peer] = height
+        clock = msg.get("ms")
+        if isinstance(clock, int) and not isinstance(clock, bool) and 0 < clock < 2**53:
+            self._chain.clock.peer_reading(peer, clock)
         if height > self._store.head.height + 1:
             self._wakeup.set()
 
@@ -104,7 +107,8 @@ class BlockSyncReactor:
         self._wakeup.set()
 
     def announce_head(self, height: int) -> None:
-        self._peers.broadcast_nowait({"t": "head", "h": height})
+        # With our clock: peers watch theirs against the others' (node/daemon/clockwatch.py).
+        self._peers.broadcast_nowait({"t": "head", "h": height, "ms": self._chain.clock_ms()})
 
     def status(self) -> dict[str, Any]:
         height = self._store.head.height
