@@ -79,9 +79,12 @@ def test_crash_at_a_point_under_load_loses_nothing(net: Testnet, point: str) -> 
         net.start(VICTIM, env={"CHAIN_CRASH_AT": f"{point}:3"})
         assert wait_exit(net, VICTIM, CRASH_BOUND_S) == CRASH_EXIT
         assert f"crash point {point} reached" in net.log(VICTIM)
+        restarted = time.monotonic()
         net.start(VICTIM)
         made = load.wait_for_more(10, 60)
         assert made >= 10, "no progress after the restart"
+        net.wait_height(VICTIM, height(net, 0), timeout_s=CATCH_UP_BOUND_S)
+        print(f"{point}: caught up {time.monotonic() - restarted:.1f} s after the restart")
     agree(net, load)
 
 
