@@ -1,6 +1,7 @@
 """The consensus simulator: whole PBFT clusters in one process, driven by one seed.
 
-- world.py: the discrete-event loop (network, clocks, faults, byzantine identities);
+- world.py: the discrete-event loop (network, clocks, faults, byzantine identities), node.py
+  (a simulated node: its store, its host and what it does for it);
 - host.py and store.py: what carries out a replica's output, by the node's contract
   (consensus/ready.py), on a store with the node's journaling and restart rules;
 - plan.py (a run drawn from its seed), checks.py (the invariants), byzantine.py, app.py

@@ -40,7 +40,7 @@ from simulator.plan import (
 
 
 class SimNode(Protocol):
-    """What a byzantine behaviour reads of a simulated node (simulator.world.Node)."""
+    """What a byzantine behaviour reads of a simulated node (simulator.node.Node)."""
 
     identity: int
     honest: bool

@@ -32,7 +32,7 @@ SYNC_POLL_TICKS = 4
 
 
 class Member(Protocol):
-    """What this part reads of a simulated node (simulator.world.Node)."""
+    """What this part reads of a simulated node (simulator.node.Node)."""
 
     index: int
     identity: int

@@ -16,20 +16,17 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
 from consensus import (
-    UNATTRIBUTABLE,
     Action,
     Broadcast,
     CertificateError,
     CommitCertificate,
     Deliver,
-    FetchBlocks,
     Message,
-    Misbehaviour,
     PersistedState,
     Replica,
     ReplicaConfig,
@@ -46,10 +43,11 @@ from consensus.invariants import InvariantViolation
 from simulator.app import MAX_TXS_PER_BLOCK, BlockBody, SimApp, decode_body, sha256
 from simulator.byzantine import ByzantineMixin
 from simulator.checks import Checker, SimViolation
-from simulator.epochs import ADD, Change, EpochSchedule, SimEpoch
-from simulator.host import Host, NodeIO
+from simulator.epochs import ADD, EpochSchedule, SimEpoch
+from simulator.host import Host
 from simulator.keys import KeyRing
 from simulator.members import SYNC_POLL_TICKS, MembershipMixin
+from simulator.node import Node, tx_ids_of
 from simulator.plan import (
     MUTATION_EARLY_EPOCH,
     SIM_MUTATIONS,
@@ -64,115 +62,6 @@ from simulator.store import SimStore, StoredBlock, StoreRuleError
 CHAIN_ID = "sim-chain"
 MAX_EVENTS = 3_000_000
 FETCH_BATCH = 20
-
-
-@dataclass(eq=False)
-class Node(NodeIO):
-    """One simulated node (a twin identity has two); the NodeIO of its host."""
-
-    index: int
-    identity: int
-    honest: bool
-    behaviours: frozenset[str]
-    world: World
-    store: SimStore  # durable: survives crashes (with the epochs its chain defines)
-    epoch: SimEpoch  # the epoch of the node's replica (of its last one while it is down)
-    key_index: int  # the key the node signs and links with (a validator's key may rotate)
-    born: bool = True  # False until an added identity's node starts
-    tx_set: set[int] = field(default_factory=set)  # the tx ids in the stored chain
-    # Volatile.
-    host: Host | None = None
-    incarnation: int = 0
-    propose_scheduled: bool = False
-    sync_scheduled: bool = False
-    suspected_view: int = -1
-    first_waiting_tx: int = 1  # every tx id below it is in the chain (or has a nonce gap)
-    last_commit_time: int = 0
-
-    @property
-    def replica(self) -> Replica | None:
-        return None if self.host is None else self.host.replica
-
-    @property
-    def up(self) -> bool:
-        return self.host is not None
-
-    @property
-    def executed_height(self) -> int:
-        return self.store.head_height
-
-    @property
-    def schedule(self) -> EpochSchedule:
-        schedule = self.store.schedule
-        if schedule is None:
-            raise TypeError("a simulated node's store keeps its epochs")
-        return schedule
-
-    @property
-    def planned_changes(self) -> tuple[Change, ...]:
-        return self.world.changes
-
-    @property
-    def sender_index(self) -> int | None:
-        """This node's validator index in its replica's epoch (None: it follows)."""
-        return self.epoch.index_of(self.identity)
-
-    def digest_at(self, height: int) -> bytes:
-        return self.store.digest_at(height)
-
-    def on_validate(self, height: int) -> None:
-        if height != self.executed_height + 1:
-            raise SimViolation(
-                "node-rule",
-                f"node {self.index} asked to validate {height} at executed {self.executed_height}",
-            )
-
-    # ----------------------------------------------------------------- NodeIO (host.py)
-
-    def send(self, action: Send | Broadcast) -> None:
-        self.world.transmit(self, action)
-
-    def fetch(self, action: FetchBlocks) -> None:
-        world = self.world
-        delay = world.rng.randint(*world.plan.fetch_delay_units)
-        peers = tuple(
-            identity
-            for identity in (self.epoch.identity_at(index) for index in action.peers)
-            if identity is not None
-        )
-        world.schedule(delay, "fetch", self.index, self.incarnation, peers)
-
-    def evidence(self, action: Misbehaviour, origin: int | None = None, epoch: int = 0) -> None:
-        self.world.count(f"evidence.{action.kind}")
-        if action.kind in UNATTRIBUTABLE:
-            accused = origin  # names the claimed sender: the node blames the link
-        else:
-            reporter = self.schedule.epoch(epoch)
-            accused = None if reporter is None else reporter.identity_at(action.validator)
-        if accused is not None:
-            self.world.checker.on_misbehaviour(self.identity, accused, action.kind, action.detail)
-
-    def persisted(self, state: PersistedState) -> None:
-        self.world.count("persists")
-
-    def decided(self, action: Deliver, stored: StoredBlock | None) -> None:
-        self.world.on_decided(self, action, stored)
-
-    def committed(self, block: StoredBlock, *, synced: bool) -> None:
-        self.tx_set.update(_txs(block.payload))
-        self.last_commit_time = self.world.now
-
-    def commit_delay(self) -> int:
-        world = self.world
-        delay = world.rng.randint(*world.plan.exec_delay_units)
-        world.schedule(delay, "execute", self.index, self.incarnation)
-        return delay
-
-    def crashed(self) -> None:
-        self.world.crash(self)
-
-    def idle(self) -> None:
-        self.world.after(self)
 
 
 @dataclass
@@ -494,7 +383,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
         arrived = self.tx_arrivals.get(node.first_waiting_tx)
         if arrived is None:
             return False
-        last_block_txs = len(_txs(node.store.blocks[-1].payload))
+        last_block_txs = len(tx_ids_of(node.store.blocks[-1].payload))
         return censorship_suspected(
             oldest_proposable_wait=self.now - arrived,
             since_last_commit=self.now - node.last_commit_time,
@@ -729,11 +618,6 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
 
 def _receive(host: Host, msg: Message) -> list[Action]:
     return host.replica.receive(msg)  # the replica the host runs when the input is taken
-
-
-def _txs(payload: bytes) -> tuple[int, ...]:
-    body = decode_body(payload)
-    return () if body is None else body.tx_ids
 
 
 def run_seed(seed: int, **plan_options: object) -> RunResult:
