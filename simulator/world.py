@@ -292,6 +292,12 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
         store = node.store
         for block in store.recover():
             self.count("journal_replayed")
+            if node.honest:
+                # A crash right after the durable write (before the delivery was reported)
+                # leaves a decided block only in the journal: it is delivered now.
+                self.checker.on_block(
+                    node.identity, block.height, block.payload, block.certificate, "replayed"
+                )
             node.committed(block, synced=False)
         epoch = node.schedule.epoch_for(store.head_height + 1)
         persisted = carry_over(store.persisted(), epoch)  # the driver's rule on start
