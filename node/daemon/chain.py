@@ -101,6 +101,10 @@ class Chain:
         self.last_commit_s = 0.0
         self.counters = {"blocks_committed": 0, "txs_committed": 0, "invalid_proposals": 0}
         self._epoch_params: dict[int, ConsensusParams] = {}
+        # epoch_for(h) above the head, for the head it was read at: the state it comes from
+        # changes only with the head, and it is asked several times per message and tick.
+        self._epochs_ahead: dict[int, Epoch] = {}
+        self._epochs_ahead_head: object = None
 
     # --- epochs ------------------------------------------------------------------------------
 
@@ -113,7 +117,16 @@ class Chain:
             return self.store.epoch_at(height)
         if height > head + 2:
             raise ValueError(f"the epoch of block {height} is not known yet (head {head})")
-        return Epoch.from_state(governance.epoch_for_height(self.store.state_reader(), height))
+        head_obj = self.store.head
+        if self._epochs_ahead_head is not head_obj:
+            self._epochs_ahead = {}
+            self._epochs_ahead_head = head_obj
+        epoch = self._epochs_ahead.get(height)
+        if epoch is None:
+            state = self.store.state_reader()
+            epoch = Epoch.from_state(governance.epoch_for_height(state, height))
+            self._epochs_ahead[height] = epoch
+        return epoch
 
     @property
     def params(self) -> ConsensusParams:
