@@ -61,6 +61,10 @@ BLOCK_BYTES_MARGIN = 4096
 # non-empty block's state root, so that it carries the transactions arriving meanwhile
 # instead of running as an empty round of its own.
 BATCH_MS = 100
+# How long the link to the leader must stay down (with no commit meanwhile) before this
+# validator votes to leave the view, instead of the whole view timeout (ReplicaConfig
+# leader_loss_ticks; docs/CONSENSUS.md "Timeouts").
+LEADER_LOSS_MS = 500
 
 
 class _App:
@@ -88,6 +92,7 @@ class ConsensusDriver:
         fetch: FetchFn,
         key_for_epoch: Callable[[Epoch], crypto.SigningKey] | None = None,
         on_epoch: Callable[[Epoch, Epoch], None] | None = None,
+        link_up: Callable[[bytes], bool] | None = None,
     ) -> None:
         """key_for_epoch: the node key to sign with in an epoch (a validator's key may rotate
         by governance); on_epoch(current, next): called when the replica moves to a new
@@ -96,6 +101,7 @@ class ConsensusDriver:
         self.tick_ms = chain.genesis.consensus.tick_ms
         self._key_for_epoch = key_for_epoch or (lambda epoch: key)
         self._on_epoch = on_epoch
+        self._link_up = link_up
         self.key = key
         head = chain.store.head
         epoch = chain.epoch_for(head.height + 1)
@@ -155,6 +161,7 @@ class ConsensusDriver:
             view_timeout_ticks=max(2, params.view_timeout_ms // params.tick_ms),
             max_view_timeout_ticks=max(4, params.max_view_timeout_ms // params.tick_ms),
             censorship_timeout_ticks=max(2, params.censorship_timeout_ms // params.tick_ms),
+            leader_loss_ticks=max(1, LEADER_LOSS_MS // params.tick_ms),
             max_payload_bytes=params.max_block_bytes,
             max_buffered_bytes_per_sender=params.max_block_bytes + (1 << 20),
             epoch=epoch.number,
@@ -212,7 +219,7 @@ class ConsensusDriver:
 
     async def tick(self) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.tick())
+            await self._carry_out(self.replica.tick(leader_reachable=self._leader_reachable()))
             if self._censored():
                 self._complained_view = self.replica.view
                 log.warning(
@@ -221,6 +228,14 @@ class ConsensusDriver:
                 )
                 await self._carry_out(self.replica.suspect_censorship())
             await self._maybe_propose()
+
+    def _leader_reachable(self) -> bool:
+        if self._link_up is None or not self.is_validator:
+            return True
+        leader = self.replica.leader
+        if leader == self.config.my_index:
+            return True
+        return self._link_up(self.config.validators[leader])
 
     def _censored(self) -> bool:
         """The node's censorship rule (consensus.censorship_suspected), at most once per view
