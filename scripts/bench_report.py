@@ -355,6 +355,8 @@ def _render_costs(r: dict[str, Any]) -> list[str]:
             ["idle", "-", f"{idle['blocks'] / idle['seconds']:.1f}", idle["cores"], "-", "-"]
         )
     for run in r["latency"]:
+        if "cpu" not in run:  # a section written before the cost split
+            continue
         wall = run["duration_s"] + 1.0
         cpu = sum(c["cpu_s"] for c in run["cpu"])
         rows.append(
@@ -368,7 +370,7 @@ def _render_costs(r: dict[str, Any]) -> list[str]:
             ]
         )
     sat = r.get("saturation")
-    if sat:
+    if sat and "cpu" in sat:
         cpu = sum(c["cpu_s"] for c in sat["cpu"])
         rows.append(
             [
@@ -381,6 +383,8 @@ def _render_costs(r: dict[str, Any]) -> list[str]:
             ]
         )
     split = r.get("cost_split") or {}
+    if not rows:
+        return []
     out = [
         "Node CPU at each offered rate (all validators together; blocks/s on node0):",
         "",
@@ -575,27 +579,6 @@ def render(results: dict[str, Any], intro: Sequence[str] = INTRO) -> str:
 
 
 # --- the cost of a block round -----------------------------------------------------------------
-
-
-def measure_idle(net: Any, seconds: float) -> dict[str, Any]:
-    """Node CPU and blocks over `seconds` with no load (the chain still makes a block every
-    max_block_interval): one point of the cost split below."""
-    from bench_net import live_pid
-    from bench_phases import _node_snapshot
-
-    pids = [live_pid(net, i) for i in range(len(net.names))]
-    before = _node_snapshot(net, pids)
-    started = time.monotonic()
-    time.sleep(seconds)
-    after = _node_snapshot(net, pids)
-    wall = time.monotonic() - started
-    cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
-    return {
-        "seconds": round(wall, 1),
-        "node_cpu_s": round(cpu, 2),
-        "cores": round(cpu / wall, 3),
-        "blocks": after[0]["height"] - before[0]["height"],
-    }
 
 
 def _solve3(m: list[list[float]], v: list[float]) -> list[float] | None:

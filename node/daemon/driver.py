@@ -316,6 +316,27 @@ class ConsensusDriver:
             await self._maybe_propose()
             return True
 
+    async def apply_synced_batch(self, items: list[tuple[Block, bytes]]) -> int:
+        """Commit consecutive fetched blocks whose certificates the caller has verified (in
+        one write, Chain.commit_certified), reporting each to the replica; how many."""
+        async with self._lock:
+            head = self.chain.store.head.height
+            items = [(b, c) for b, c in items if b.height > head]
+            if not items or items[0][0].height != head + 1:
+                return 0
+            done = await self.chain.commit_certified(items)
+            certificates = dict((b.height, c) for b, c in items)
+            for committed in done:
+                self._note_commit(committed)
+                height = committed.block.height
+                cert = CommitCertificate.from_bytes(certificates[height])
+                await self._carry_out(
+                    self.replica.executed(height, committed.head.state_root, certificate=cert)
+                )
+                self._follow_schedule()
+            await self._maybe_propose()
+            return len(done)
+
     async def suspect_censorship(self) -> None:
         async with self._lock:
             await self._carry_out(self.replica.suspect_censorship())
