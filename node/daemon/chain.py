@@ -16,6 +16,8 @@ from typing import Any
 
 import trio
 
+from node.daemon.clockwatch import ClockWatch, TimestampRefused
+from node.daemon.faults import crash_point
 from node.daemon.mempool import Mempool
 from node.daemon.store import Committed, Store, StoreError, TxnReader
 from node.ledger import crypto, encoding, governance
@@ -109,7 +111,13 @@ class Chain:
         self.on_commit: list[Callable[[Committed], None]] = []
         self.halted: str | None = None
         self.last_commit_s = 0.0
-        self.counters = {"blocks_committed": 0, "txs_committed": 0, "invalid_proposals": 0}
+        self.counters = {
+            "blocks_committed": 0,
+            "txs_committed": 0,
+            "invalid_proposals": 0,
+            "refused_timestamp": 0,
+        }
+        self.clock = ClockWatch(clock_ms, lambda: self.params.max_clock_drift_ms)
         self._epoch_params: dict[int, ConsensusParams] = {}
         # epoch_for(h) above the head, for the head it was read at: the state it comes from
         # changes only with the head, and it is asked several times per message and tick.
@@ -374,9 +382,11 @@ class Chain:
             )
         if header.timestamp_ms <= head.timestamp_ms:
             raise BlockInvalid("timestamp does not move forward")
-        drift = abs(header.timestamp_ms - self.clock_ms())
-        if drift > self.params.max_clock_drift_ms:
-            raise BlockInvalid(f"timestamp is {drift} ms away from our clock")
+        try:
+            self.clock.check(header.timestamp_ms)
+        except TimestampRefused as exc:
+            self.counters["refused_timestamp"] += 1
+            raise BlockInvalid(str(exc)) from exc
         if header.tx_count > self.params.max_block_txs:
             raise BlockInvalid(f"{header.tx_count} txs, limit {self.params.max_block_txs}")
         if header.version != BLOCK_VERSION:
@@ -401,6 +411,7 @@ class Chain:
         except StoreError as exc:
             self.halted = str(exc)
             raise
+        crash_point("committed-before-answer")
         # Read by the on_commit callbacks (the commit-duration histogram of /metrics).
         self.last_commit_s = time.perf_counter() - started
         self._after_commit([committed])
@@ -427,6 +438,7 @@ class Chain:
         except StoreError as exc:
             self.halted = str(exc)
             raise
+        crash_point("committed-before-answer")
         self.last_commit_s = (time.perf_counter() - started) / max(1, len(done))
         self._after_commit(done)
         return done
@@ -447,6 +459,7 @@ class Chain:
             self.mempool.recheck()
         for committed in done:
             block = committed.block
+            self.clock.committed(block.header.timestamp_ms)
             self.counters["blocks_committed"] += 1
             self.counters["txs_committed"] += len(block.txs)
             for tx in block.txs:
