@@ -19,14 +19,17 @@ import itertools
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from bench_net import LocalTestnet, SubmitStats, submit_batch
+from bench_net import LocalTestnet, SubmitStats, live_pid, submit_batch
 from bench_phases import StreamCursor, wait_until
+from bench_profile import record_later
 
 from node.rpc.client_common import RpcCallError, RpcTimeoutError, RpcTransportError
 
 STEADY_GAP_S = 0.5
+CATCH_UP_PROFILE_S = 15.0
 SEND_EVERY_S = 0.02
 
 
@@ -159,7 +162,9 @@ def failover_and_catch_up(
     after_s: float = 8.0,
     behind_rate_tps: float = 600.0,
     behind_s: float = 40.0,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """profile_dir: py-spy the restarted validator while it catches up (catchup/node0.txt)."""
     leader = _leader(net)
     survivors = [i for i in range(len(net.names)) if i != leader]
     via = {s: (s if s != leader else survivors[0]) for s in range(len(cursor.streams))}
@@ -183,7 +188,7 @@ def failover_and_catch_up(
         **_gaps(times, kill_t),
         "refused": dict(stats.refused),
     }
-    result["catch_up"] = _catch_up(net, cursor, leader, via, behind_rate_tps, behind_s)
+    result["catch_up"] = _catch_up(net, cursor, leader, via, behind_rate_tps, behind_s, profile_dir)
     return result
 
 
@@ -203,6 +208,7 @@ def _catch_up(
     via: dict[int, int],
     rate_tps: float,
     seconds: float,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Load without `node` for `seconds`, drain, restart it, time its catch-up."""
     stop = threading.Event()
@@ -227,6 +233,8 @@ def _catch_up(
     target_txs = int(target.get("counters", {}).get("txs_committed", 0))
     net.start(node)
     answered: dict[str, Any] = {}
+    first_block: list[float] = []
+    spies: list[threading.Thread] = []
 
     def caught_up() -> bool:
         st = _status(net, node)
@@ -234,10 +242,18 @@ def _catch_up(
             return False
         if not answered:
             answered.update(st, t=time.monotonic())
+            if profile_dir is not None:
+                spies.append(
+                    record_later([live_pid(net, node)], 0.0, CATCH_UP_PROFILE_S, profile_dir)
+                )
+        elif not first_block and int(st["height"]) > int(answered["height"]):
+            first_block.append(time.monotonic())
         return int(st["height"]) >= target_height
 
     wait_until(caught_up, 600, poll_s=0.02)
     done_t = time.monotonic()
+    for spy in spies:
+        spy.join(timeout=CATCH_UP_PROFILE_S + 35)
     start_height = int(answered.get("height", 0))
     start_txs = int(answered.get("counters", {}).get("txs_committed", 0))
     wall = max(1e-6, done_t - float(answered.get("t", done_t)))
@@ -245,6 +261,8 @@ def _catch_up(
         "blocks_behind": target_height - start_height,
         "txs_behind": target_txs - start_txs,
         "seconds": round(wall, 2),
+        # From answering on the control socket to its first block fetched (links, heads).
+        "first_block_s": round(first_block[0] - float(answered["t"]), 2) if first_block else None,
         "blocks_per_s": round((target_height - start_height) / wall, 1),
         "txs_per_s": round((target_txs - start_txs) / wall, 1),
         "load_tps": rate_tps,

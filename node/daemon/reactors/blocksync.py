@@ -36,6 +36,7 @@ SYNC_BATCH_BLOCKS = 64
 SYNC_MAX_BYTES = 8 * 1024 * 1024
 SYNC_TIMEOUT_S = 5.0
 HEAD_INTERVAL_S = 1.0
+HEAD_CHECK_S = 0.1  # how often the head loop looks for newly connected peers
 MAX_QUEUED_MESSAGES = 16
 MAX_SYNC_ROUNDS = 10_000  # per wake-up; each round fetches up to SYNC_BATCH_BLOCKS
 SYNC_PARALLEL = 3  # ranges requested at once, each from another peer when there are several
@@ -147,9 +148,18 @@ class BlockSyncReactor:
             task_status.started()
 
     async def _head_loop(self) -> None:
+        """Announce the head every HEAD_INTERVAL_S, and at once when a peer connects (a
+        restarted node behind us learns our height without waiting for the next round)."""
+        known: set[bytes] = set()
+        last = -HEAD_INTERVAL_S
         while True:
-            self.announce_head(self._store.head.height)
-            await trio.sleep(HEAD_INTERVAL_S)
+            connected = set(self._peers.connected_peers())
+            now = trio.current_time()
+            if connected - known or now - last >= HEAD_INTERVAL_S:
+                self.announce_head(self._store.head.height)
+                last = now
+            known = connected
+            await trio.sleep(HEAD_CHECK_S)
 
     async def _serve_loop(self) -> None:
         store = self._store
