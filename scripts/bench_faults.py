@@ -230,10 +230,10 @@ def _catch_up(
     wait_until(drained, 120, poll_s=0.2)
     target = _status(net, others[0]) or {}
     target_height = int(target.get("height", 0))
-    target_txs = int(target.get("counters", {}).get("txs_committed", 0))
     net.start(node)
     answered: dict[str, Any] = {}
     first_block: list[float] = []
+    last: dict[str, Any] = {}
     spies: list[threading.Thread] = []
 
     def caught_up() -> bool:
@@ -248,6 +248,8 @@ def _catch_up(
                 )
         elif not first_block and int(st["height"]) > int(answered["height"]):
             first_block.append(time.monotonic())
+        last.clear()
+        last.update(st)
         return int(st["height"]) >= target_height
 
     wait_until(caught_up, 600, poll_s=0.02)
@@ -255,7 +257,10 @@ def _catch_up(
     for spy in spies:
         spy.join(timeout=CATCH_UP_PROFILE_S + 35)
     start_height = int(answered.get("height", 0))
+    # The restarted node's own count of what it committed since it answered (the others'
+    # counters run since their own start, not since this node's).
     start_txs = int(answered.get("counters", {}).get("txs_committed", 0))
+    target_txs = int(last.get("counters", {}).get("txs_committed", 0))
     wall = max(1e-6, done_t - float(answered.get("t", done_t)))
     return {
         "blocks_behind": target_height - start_height,

@@ -339,12 +339,29 @@ def _render_targets(r: dict[str, Any]) -> list[str]:
         )
     if not rows:
         return []
-    return [
+    out = [
         "Targets (issue 13), measured in this run:",
         "",
         *_table(["target", "measured", ""], rows),
         "",
     ]
+    other = [
+        f"{label} {run['machine_cpu']['other_cores']}"
+        for label, run in [
+            ("saturation", sat),
+            *[(_fmt_int(x["offered_tps"]), x) for x in r.get("latency", [])],
+        ]
+        if run and "machine_cpu" in run
+    ]
+    if other or "loadavg_start" in r:
+        out += [
+            "The machine is shared: cores of its 2 taken by processes outside the benchmark "
+            f"during each phase: {', '.join(other) or '-'}; load average (1, 5, 15 min) "
+            f"{r.get('loadavg_start', '-')} at the start, {r.get('loadavg_end', '-')} at "
+            "the end.",
+            "",
+        ]
+    return out
 
 
 def _render_costs(r: dict[str, Any]) -> list[str]:
