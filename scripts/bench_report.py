@@ -418,7 +418,16 @@ def _render_costs(r: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
-    if split:
+    if split and (split["block_round_ms"] < 0 or split["tx_us"] < 0):
+        out += [
+            f"The least-squares split over these {split['points']} windows (node CPU = idle + "
+            f"a x blocks + b x txs) came out negative (a {split['block_round_ms']} ms, b "
+            f"{split['tx_us']} µs): the windows' CPU is dominated by noise from the other "
+            "processes on the machine, so no fixed cost is claimed from this run; 'ms per "
+            "block' at the lowest rate is the direct upper bound of one block round.",
+            "",
+        ]
+    elif split:
         out += [
             f"Fitted over these {split['points']} windows (node CPU = idle + a x blocks + b x "
             f"txs, least squares): **one block round (an empty block) costs "
