@@ -136,6 +136,7 @@ class Api:
             tx = self.chain.committed_tx(status["height"], status["index"])
             if tx is not None:
                 status["tx"] = tx.to_json()
+                status["wire"] = tx.raw.hex()  # the signed bytes, exactly as in the block
         return status
 
     async def tx_wait(self, p: Params, ctx: Any) -> object:
@@ -170,9 +171,14 @@ class Api:
             "header": block.header.to_json(),
             "tx_ids": [tx.tx_id.hex() for tx in block.txs],
             "certificate": certificate_json(self.chain.genesis, cert),
+            # The bytes a verifier hashes and checks (docs/PROTOCOL.md): the canonical header
+            # and the certificate as stored with the block.
+            "header_bytes": block.header.encode().hex(),
+            "certificate_bytes": None if cert is None else cert.hex(),
         }
         if with_txs:
             out["txs"] = [tx.to_json() for tx in block.txs]
+            out["txs_wire"] = [tx.raw.hex() for tx in block.txs]
         return out
 
     # --- state -----------------------------------------------------------------------------------

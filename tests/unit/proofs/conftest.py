@@ -71,6 +71,8 @@ def busy_chain(chain: CertifiedChain) -> CertifiedChain:
             chain.tx(
                 "maker", "validator.join", {"proposal": 1, "height": 1, "block_hash": b"\0" * 32}
             ),
+            # Not an RFC 3161 response (test_timestamps.py records real ones).
+            chain.tx("maker", "checkpoint.timestamp", {"height": 4, "response": b"\x30\x00"}),
         ]
     )
     chain.commit([])  # certifies the results and state of the block before

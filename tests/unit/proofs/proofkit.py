@@ -12,6 +12,7 @@ from typing import Any
 from support.ledger import CHAIN, Account
 
 from consensus import CommitCertificate, vote_signing_bytes
+from consensus.certificates import untimed_commit_signing_bytes
 from node.daemon.api import receipts
 from node.daemon.store import Store
 from node.ledger import apps, crypto, governance
@@ -27,6 +28,7 @@ from node.ledger.governance import Epoch
 from node.ledger.tx import Transaction, make_tx
 
 VALIDATOR_COUNT = 4
+BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 ACCOUNT_ROLES = {
     "admin": ("admin",),
     "maker": ("member",),
@@ -68,11 +70,27 @@ def sign_certificate(
     view: int,
     digest: bytes,
     signers: Sequence[int],
+    *,
+    times: Sequence[int] | None = None,
+    timed: bool = True,
 ) -> CommitCertificate:
-    message = vote_signing_bytes(chain_id, "commit", view, height, digest)
-    return CommitCertificate(
-        height, view, digest, tuple((i, keys[i].sign(message)) for i in sorted(signers))
+    """A commit certificate by `signers`: timed (each signer's clock reading in its vote,
+    by default one second after the block's height in ms past 2026-01-01) or untimed (the
+    version 1 certificates of chains made before commit votes carried a time)."""
+    order = sorted(signers)
+    if not timed:
+        message = untimed_commit_signing_bytes(chain_id, view, height, digest)
+        return CommitCertificate(
+            height, view, digest, tuple((i, keys[i].sign(message)) for i in order)
+        )
+    readings = (
+        list(times) if times is not None else [BASE_MS + height * 1000 + 400 + i for i in order]
     )
+    sigs = tuple(
+        (i, keys[i].sign(vote_signing_bytes(chain_id, "commit", view, height, digest, t)))
+        for i, t in zip(order, readings, strict=True)
+    )
+    return CommitCertificate(height, view, digest, sigs, tuple(readings))
 
 
 @dataclass
@@ -84,6 +102,7 @@ class CertifiedChain:
     keys: list[crypto.SigningKey]
     accounts: dict[str, Account]
     signers: tuple[int, ...] = (0, 1, 2)
+    timed: bool = True  # False: untimed certificates, as stored before certified time
     blocks: list[Block] = field(default_factory=list)
 
     def epoch_for(self, height: int) -> Epoch:
@@ -99,7 +118,7 @@ class CertifiedChain:
             prev_hash=head.block_hash,
             view=view,
             proposer=view % len(epoch.validators),
-            timestamp_ms=1_767_225_600_000 + (head.height + 1) * 1000,
+            timestamp_ms=BASE_MS + (head.height + 1) * 1000,
             tx_root=tx_root_of(txs),
             tx_count=len(txs),
             state_root=head.state_root,
@@ -116,7 +135,13 @@ class CertifiedChain:
         epoch_keys = [by_public[pk] for pk in self.epoch_for(block.height).keys]
         signers = tuple(i for i in self.signers if i < len(epoch_keys))
         cert = sign_certificate(
-            epoch_keys, self.genesis.chain_id, block.height, view, block.hash, signers
+            epoch_keys,
+            self.genesis.chain_id,
+            block.height,
+            view,
+            block.hash,
+            signers,
+            timed=self.timed,
         )
         self.store.commit_block(
             block,
