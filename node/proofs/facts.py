@@ -34,3 +34,21 @@ class StateFacts:
 
 
 Facts = ReceiptFacts | StateFacts
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    item: str
+    state: StateFacts
+    steps: tuple[ReceiptFacts, ...]
+
+
+@dataclass(frozen=True)
+class BundleFacts:
+    root: str
+    items: tuple[ItemFacts, ...]
+    rules: tuple[str, ...] = ()
+
+    @property
+    def step_count(self) -> int:
+        return sum(len(i.steps) for i in self.items)
