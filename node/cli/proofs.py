@@ -258,8 +258,10 @@ def _trust(args: argparse.Namespace) -> TsaTrust | None:
 
 def _fail(args: argparse.Namespace, error: VerificationError) -> int:
     if args.json:
-        print(json.dumps({"ok": False, "part": error.part, "reason": error.reason}, indent=2))
-    print(f"error: NOT VERIFIED: {error.part}: {error.reason}", file=sys.stderr)
+        answer = {"ok": False, "part": error.part, "reason": error.reason, "rule": error.rule}
+        print(json.dumps(answer, indent=2))
+    rule = f" (rule {error.rule})" if error.rule else ""
+    print(f"error: NOT VERIFIED: {error.part}: {error.reason}{rule}", file=sys.stderr)
     return 1
 
 

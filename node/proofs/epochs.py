@@ -132,11 +132,12 @@ def certified_header(
     """check_next: the document also covers the height after this header, so the epoch
     chain knows the set that signs it and next_validators_hash must name that set.
     timed: the certificate must be timed (True), untimed (False), or either (None)."""
+    log.checked("header")
     entry = exact_map(entry, HEADER_ENTRY_KEYS, part)
     raw_header = hex_bytes(entry["header"], f"{part}.header", max_bytes=MAX_HEADER_BYTES)
     header = decode_header(raw_header, f"{part}.header", genesis)
-    log.checked("header")
     block_hash = header.hash()
+    log.checked("certificate")
     certificate = _decode_certificate(entry, part, timed)
     if certificate.height != header.height:
         raise VerificationError(
@@ -145,8 +146,8 @@ def certified_header(
         )
     if certificate.digest != block_hash:
         raise VerificationError(f"{part}.certificate", "certifies another block (digest differs)")
-    log.checked("certificate")
     epoch = epochs.at(header.height)
+    log.checked("header")
     if header.version >= 2:
         if header.epoch != epoch.number:
             raise VerificationError(
@@ -215,11 +216,12 @@ def epoch_chain(
     if "epochs" not in doc:  # version 1 documents: the genesis set signs everything
         return chain
     entries = doc["epochs"]
+    log.checked("epochs")
     if not isinstance(entries, list) or len(entries) > MAX_EPOCH_CHANGES:
         raise VerificationError("epochs", f"must be a list of at most {MAX_EPOCH_CHANGES}")
-    log.checked("epochs")
     for i, raw in enumerate(entries):
         part = f"epochs[{i}]"
+        log.checked("epochs")
         entry = exact_map(raw, EPOCH_KEYS, part)
         current = chain.epochs[-1]
         new = _new_set(entry, part, current.number + 1)
@@ -229,6 +231,7 @@ def epoch_chain(
             header_part, part, genesis, chain, log, check_next=False, timed=timed
         )
         header = certified.header
+        log.checked("epochs")
         if header.version < 2 or header.height + 1 <= current.start_height:
             raise VerificationError(part, "is not a later version-2 header")
         if header.next_validators_hash != new.set_hash:
@@ -250,6 +253,7 @@ def certified_chain(
 ) -> list[CertifiedHeader]:
     """The document's `count` consecutive certified headers, checked against its epochs."""
     entries = doc["headers"]
+    log.checked("shape")
     if not isinstance(entries, list) or len(entries) != count:
         raise VerificationError("headers", f"must hold exactly {count} certified header(s)")
     epochs = epoch_chain(doc, genesis, log, timed=epochs_timed)

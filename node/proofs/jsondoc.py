@@ -18,12 +18,15 @@ _MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 class VerificationError(Exception):
-    """A document does not verify; `part` names the failed part, `reason` says why."""
+    """A document does not verify; `part` names the failed part, `reason` says why, and
+    `rule` is the id of the rule broken (docs/PROTOCOL.md; set by the verifier's entry
+    points from the rule being checked)."""
 
-    def __init__(self, part: str, reason: str) -> None:
+    def __init__(self, part: str, reason: str, rule: str = "") -> None:
         super().__init__(f"{part}: {reason}")
         self.part = part
         self.reason = reason
+        self.rule = rule
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -156,15 +156,21 @@ def read_bundle(directory: Path) -> dict[str, bytes]:
     total = 0
     for path in sorted(directory.rglob("*")):
         if path.is_symlink():
-            raise VerificationError("bundle", f"{path.relative_to(directory)} is a symlink")
+            raise VerificationError(
+                "bundle", f"{path.relative_to(directory)} is a symlink", "bundle-manifest"
+            )
         if path.is_dir():
             continue
         if len(files) >= MAX_BUNDLE_FILES:
-            raise VerificationError("bundle", f"more than {MAX_BUNDLE_FILES} files")
+            raise VerificationError(
+                "bundle", f"more than {MAX_BUNDLE_FILES} files", "bundle-manifest"
+            )
         data = path.read_bytes()
         total += len(data)
         if total > MAX_BUNDLE_BYTES:
-            raise VerificationError("bundle", f"larger than {MAX_BUNDLE_BYTES} bytes")
+            raise VerificationError(
+                "bundle", f"larger than {MAX_BUNDLE_BYTES} bytes", "bundle-manifest"
+            )
         files[path.relative_to(directory).as_posix()] = data
     return files
 
@@ -177,19 +183,21 @@ def verify_bundle(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
     rendering of exactly this verified data. Raises VerificationError."""
     bundle = verify_parts({k: v for k, v in files.items() if k != REPORT}, genesis)
     if REPORT not in files:
-        raise VerificationError(REPORT, "missing")
+        raise VerificationError(REPORT, "missing", "bundle-report")
     if files[REPORT] != render_report(bundle, genesis).encode():
-        raise VerificationError(REPORT, "does not match the verified data (edited?)")
+        raise VerificationError(
+            REPORT, "does not match the verified data (edited?)", "bundle-report"
+        )
     return BundleFacts(bundle.root, bundle.items, (*bundle.rules, "bundle-report"))
 
 
 def _load(files: Mapping[str, bytes], path: str) -> Any:
     if path not in files:
-        raise VerificationError(path, "missing from the bundle")
+        raise VerificationError(path, "missing from the bundle", "bundle-manifest")
     try:
         return load_json(files[path])
     except VerificationError as exc:
-        raise VerificationError(f"{path}: {exc.part}", exc.reason) from None
+        raise VerificationError(f"{path}: {exc.part}", exc.reason, exc.rule) from None
 
 
 def verify_parts(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
@@ -197,28 +205,36 @@ def verify_parts(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
     manifest = _load(files, MANIFEST)
     keys = {"format", "item", "chain_id", "genesis_hash", "items"}
     if not isinstance(manifest, dict) or set(manifest) != keys:
-        raise VerificationError(MANIFEST, f"must be an object with keys {sorted(keys)}")
+        raise VerificationError(
+            MANIFEST, f"must be an object with keys {sorted(keys)}", "bundle-manifest"
+        )
     if manifest["format"] != BUNDLE_FORMAT:
-        raise VerificationError(MANIFEST, f"format must be {BUNDLE_FORMAT!r}")
+        raise VerificationError(MANIFEST, f"format must be {BUNDLE_FORMAT!r}", "bundle-manifest")
     if manifest["chain_id"] != genesis.chain_id or manifest["genesis_hash"] != genesis.hash.hex():
-        raise VerificationError(MANIFEST, "is for another chain or genesis")
+        raise VerificationError(MANIFEST, "is for another chain or genesis", "bundle-manifest")
     entries = manifest["items"]
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ITEMS:
-        raise VerificationError(MANIFEST, f"items must list 1 to {MAX_ITEMS} items")
+        raise VerificationError(
+            MANIFEST, f"items must list 1 to {MAX_ITEMS} items", "bundle-manifest"
+        )
     used = {MANIFEST}
     items = tuple(_verify_item(files, genesis, i, entry, used) for i, entry in enumerate(entries))
     ids = [facts.item for facts in items]
     if ids[0] != manifest["item"]:
-        raise VerificationError(MANIFEST, "the first item is not the bundle's item")
+        raise VerificationError(
+            MANIFEST, "the first item is not the bundle's item", "bundle-manifest"
+        )
     if len(set(ids)) != len(ids):
-        raise VerificationError(MANIFEST, "lists an item twice")
+        raise VerificationError(MANIFEST, "lists an item twice", "bundle-manifest")
     for facts in items:
         missing = [p for p in facts.state.value["parents"] if p not in ids]
         if missing:
-            raise VerificationError(f"item {facts.item!r}", f"parent {missing[0]!r} is missing")
+            raise VerificationError(
+                f"item {facts.item!r}", f"parent {missing[0]!r} is missing", "bundle-history"
+            )
     extra = sorted(set(files) - used)
     if extra:
-        raise VerificationError(extra[0], "is not named by the manifest")
+        raise VerificationError(extra[0], "is not named by the manifest", "bundle-manifest")
     log = RuleLog()
     for facts in items:
         log.merge(facts.state.rules)
@@ -233,22 +249,26 @@ def _verify_item(
 ) -> ItemFacts:
     where = f"{MANIFEST} items[{n}]"
     if not isinstance(entry, dict) or set(entry) != {"item", "state_proof", "steps"}:
-        raise VerificationError(where, "must have keys item, state_proof, steps")
+        raise VerificationError(where, "must have keys item, state_proof, steps", "bundle-manifest")
     item, state_path, step_paths = entry["item"], entry["state_proof"], entry["steps"]
     if not isinstance(item, str) or not isinstance(step_paths, list):
-        raise VerificationError(where, "item must be a string and steps a list")
+        raise VerificationError(where, "item must be a string and steps a list", "bundle-manifest")
     if len(step_paths) > MAX_STEPS_PER_ITEM:
-        raise VerificationError(where, f"more than {MAX_STEPS_PER_ITEM} steps")
+        raise VerificationError(where, f"more than {MAX_STEPS_PER_ITEM} steps", "bundle-manifest")
     for path in [state_path, *step_paths]:
         pattern = _STATE_PATH if path is state_path else _RECEIPT_PATH
         if not isinstance(path, str) or not pattern.fullmatch(path) or path in used:
-            raise VerificationError(where, f"bad or repeated file name {path!r}")
+            raise VerificationError(where, f"bad or repeated file name {path!r}", "bundle-manifest")
         used.add(path)
     state = _verify_file(files, state_path, genesis, verify_state_document)
     if state.statement["subject"] != {"type": "item", "item": item} or state.value is None:
-        raise VerificationError(state_path, f"is not a presence proof of item {item!r}")
+        raise VerificationError(
+            state_path, f"is not a presence proof of item {item!r}", "bundle-state"
+        )
     if not isinstance(state.value, dict) or not set(state.value) >= ITEM_RECORD_KEYS:
-        raise VerificationError(state_path, "the certified value is not an item record")
+        raise VerificationError(
+            state_path, "the certified value is not an item record", "bundle-state"
+        )
     steps = tuple(_verify_file(files, p, genesis, verify_receipt) for p in step_paths)
     _check_history(item, state, steps, step_paths)
     return ItemFacts(item, state, steps)
@@ -260,7 +280,7 @@ def _verify_file(files: Mapping[str, bytes], path: str, genesis: Genesis, check:
     except VerificationError as exc:
         if exc.part.startswith(path):
             raise
-        raise VerificationError(f"{path}: {exc.part}", exc.reason) from None
+        raise VerificationError(f"{path}: {exc.part}", exc.reason, exc.rule) from None
 
 
 def _check_history(
@@ -270,7 +290,9 @@ def _check_history(
     value = state.value
     if len(steps) != value["steps"]:
         raise VerificationError(
-            f"item {item!r}", f"{len(steps)} receipts, the certified record counts {value['steps']}"
+            f"item {item!r}",
+            f"{len(steps)} receipts, the certified record counts {value['steps']}",
+            "bundle-complete",
         )
     previous = (-1, -1)
     custodian = None
@@ -278,23 +300,33 @@ def _check_history(
         position = (step.block.header.height, step.index)
         tx = step.tx
         if path != f"receipts/{tx.tx_id.hex()}.json":
-            raise VerificationError(path, "is named after another transaction")
+            raise VerificationError(path, "is named after another transaction", "bundle-complete")
         if tx.type not in ITEM_TX_TYPES or tx.args.get("item") != item:
-            raise VerificationError(path, f"is not a step of item {item!r}")
+            raise VerificationError(path, f"is not a step of item {item!r}", "bundle-complete")
         if not step.result["ok"]:
-            raise VerificationError(path, "records a refused transaction, not a step")
+            raise VerificationError(
+                path, "records a refused transaction, not a step", "bundle-complete"
+            )
         if position <= previous or position[0] > state.height:
-            raise VerificationError(path, "is out of order or after the state proof's height")
+            raise VerificationError(
+                path, "is out of order or after the state proof's height", "bundle-complete"
+            )
         previous = position
         if custodian is None:
             if tx.type != "item.register" or tx.tx_id != value["tx"]:
-                raise VerificationError(path, "the first step must be the item's registration")
+                raise VerificationError(
+                    path, "the first step must be the item's registration", "bundle-history"
+                )
             if tx.args.get("parents", []) != value["parents"]:
-                raise VerificationError(path, "parents differ from the certified record")
+                raise VerificationError(
+                    path, "parents differ from the certified record", "bundle-history"
+                )
             custodian = tx.sender
         elif tx.type == "item.register":
-            raise VerificationError(path, "registers the item a second time")
+            raise VerificationError(path, "registers the item a second time", "bundle-history")
         elif tx.type == "item.transfer":
             custodian = tx.args["to"]
     if custodian != value["custodian"]:
-        raise VerificationError(f"item {item!r}", "the transfers do not end at the custodian")
+        raise VerificationError(
+            f"item {item!r}", "the transfers do not end at the custodian", "bundle-history"
+        )

@@ -47,10 +47,12 @@ RULES: dict[str, str] = {
 
 
 class RuleLog:
-    """The rules a verification applied, in the order it first applied them."""
+    """The rules a verification applied, in the order it first applied them. A check names
+    its rule before it runs, so `current` is the rule a failure breaks."""
 
     def __init__(self) -> None:
         self._ids: list[str] = []
+        self.current = "shape"
 
     def checked(self, *rule_ids: str) -> None:
         for rule_id in rule_ids:
@@ -58,6 +60,7 @@ class RuleLog:
                 raise KeyError(f"unknown rule {rule_id!r}")
             if rule_id not in self._ids:
                 self._ids.append(rule_id)
+            self.current = rule_id
 
     def merge(self, ids: tuple[str, ...]) -> None:
         self.checked(*ids)

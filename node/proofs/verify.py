@@ -190,10 +190,20 @@ def verify_receipt(
     """Verify a receipt; check_statement=False when building one (the statement is added
     from the facts). tsa: the certificates trusted for RFC 3161 timestamps."""
     log = RuleLog()
+    try:
+        return _verify_receipt(doc, genesis, log, tsa, check_statement)
+    except VerificationError as exc:
+        exc.rule = exc.rule or log.current
+        raise
+
+
+def _verify_receipt(
+    doc: object, genesis: Genesis, log: RuleLog, tsa: TsaTrust | None, check_statement: bool
+) -> ReceiptFacts:
     keys = RECEIPT_KEYS if check_statement else RECEIPT_KEYS - {"statement"}
+    log.checked("shape")
     version = _shape(doc, keys, RECEIPT_FORMATS, "receipt")
     assert isinstance(doc, dict)
-    log.checked("shape")
     _check_genesis_binding(doc, genesis, log)
     block, next_block = _headers(doc, genesis, version, 2, log)
     header = block.header
@@ -293,10 +303,20 @@ def verify_state_document(
     check_statement: bool = True,
 ) -> StateFacts:
     log = RuleLog()
+    try:
+        return _verify_state(doc, genesis, log, tsa, check_statement)
+    except VerificationError as exc:
+        exc.rule = exc.rule or log.current
+        raise
+
+
+def _verify_state(
+    doc: object, genesis: Genesis, log: RuleLog, tsa: TsaTrust | None, check_statement: bool
+) -> StateFacts:
     keys = STATE_KEYS if check_statement else STATE_KEYS - {"statement"}
+    log.checked("shape")
     version = _shape(doc, keys, STATE_FORMATS, "state proof")
     assert isinstance(doc, dict)
-    log.checked("shape")
     _check_genesis_binding(doc, genesis, log)
     (certifying,) = _headers(doc, genesis, version, 1, log)
     log.checked("state-height")
@@ -380,14 +400,19 @@ def state_statement(facts: StateFacts) -> dict[str, Any]:
 def verify_document(doc: object, genesis: Genesis, *, tsa: TsaTrust | None = None) -> Facts:
     """Verify a parsed receipt or state proof (by its "format"); raise VerificationError."""
     if not isinstance(doc, dict):
-        raise VerificationError("document", "must be a JSON object")
+        raise VerificationError("document", "must be a JSON object", "shape")
     kind = doc.get("format")
     if kind in RECEIPT_FORMATS:
         return verify_receipt(doc, genesis, tsa=tsa)
     if kind in STATE_FORMATS:
         return verify_state_document(doc, genesis, tsa=tsa)
-    raise VerificationError("format", f"unknown format {kind!r}")
+    raise VerificationError("format", f"unknown format {kind!r}", "shape")
 
 
 def verify_bytes(data: bytes, genesis: Genesis, *, tsa: TsaTrust | None = None) -> Facts:
-    return verify_document(load_json(data), genesis, tsa=tsa)
+    try:
+        doc = load_json(data)
+    except VerificationError as exc:
+        exc.rule = "shape"
+        raise
+    return verify_document(doc, genesis, tsa=tsa)
