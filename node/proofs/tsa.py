@@ -78,7 +78,7 @@ class TsaTrust:
             try:
                 builder.build().verify(response, block_hash)
                 return
-            except TsaVerificationError as exc:
+            except (TsaVerificationError, ValueError) as exc:  # untrusted bytes: any refusal
                 errors.append(str(exc))
         raise TsaVerificationError("; ".join(errors))
 
