@@ -208,8 +208,8 @@ def _verify_receipt(
     block, next_block = _headers(doc, genesis, version, 2, log)
     header = block.header
     max_tx = genesis.consensus.max_tx_bytes
-    raw_tx = hex_bytes(doc["tx"], "tx", max_bytes=max_tx)
     log.checked("tx")
+    raw_tx = hex_bytes(doc["tx"], "tx", max_bytes=max_tx)
     try:
         tx = decode_tx(raw_tx, max_tx_bytes=max_tx)
     except TxInvalid as exc:

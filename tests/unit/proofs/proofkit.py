@@ -4,6 +4,7 @@ consensus.vote_signing_bytes), no processes."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,8 @@ from consensus import CommitCertificate, vote_signing_bytes
 from consensus.certificates import untimed_commit_signing_bytes
 from node.daemon.api import receipts
 from node.daemon.store import Store
-from node.ledger import apps, crypto, governance
-from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
+from node.ledger import apps, crypto, encoding, governance
+from node.ledger.block import HEADER_DOMAIN, Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import (
     AccountInfo,
     Genesis,
@@ -189,3 +190,35 @@ class StoreSource:
         doc = receipts.build_receipt(self.chain.store, self.chain.genesis, tx_id)
         assert doc is not None
         return doc
+
+
+def reheader(
+    chain: CertifiedChain, doc: dict[str, Any], changes: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """Rewrite headers[i] with changes[i], keep the hash chain, and re-sign every certificate
+    with the same signers and times ("_cert_view" sets the certificate's view)."""
+    doc = copy.deepcopy(doc)
+    prev_hash = None
+    for i, entry in enumerate(doc["headers"]):
+        change = dict(changes.get(i, {}))
+        cert_view = change.pop("_cert_view", None)
+        obj = encoding.unpack(bytes.fromhex(entry["header"]))
+        if prev_hash is not None and "prev_hash" not in change:
+            obj["prev_hash"] = prev_hash
+        obj.update(change)
+        raw = encoding.pack(obj)
+        block_hash = crypto.sha256(HEADER_DOMAIN + raw)
+        cert = CommitCertificate.from_bytes(bytes.fromhex(entry["certificate"]))
+        resigned = sign_certificate(
+            chain.keys,
+            chain.genesis.chain_id,
+            obj["height"],
+            cert.view if cert_view is None else cert_view,
+            block_hash,
+            cert.signers(),
+            times=cert.times,
+            timed=cert.timed,
+        )
+        entry["header"], entry["certificate"] = raw.hex(), resigned.to_bytes().hex()
+        prev_hash = block_hash
+    return doc

@@ -9,12 +9,11 @@ import json
 from typing import Any
 
 import pytest
-from proofkit import CertifiedChain, sign_certificate
+from proofkit import CertifiedChain, reheader, sign_certificate
 
 from consensus import CommitCertificate
 from node.daemon.api import receipts
-from node.ledger import apps, crypto, encoding
-from node.ledger.block import HEADER_DOMAIN
+from node.ledger import apps, encoding
 from node.ledger.merkle import merkle_root
 from node.proofs import verify
 
@@ -24,38 +23,6 @@ def receipt_of(chain: CertifiedChain, block: int, index: int = 0) -> dict[str, A
     doc = receipts.build_receipt(chain.store, chain.genesis, tx_id)
     assert doc is not None
     return json.loads(verify.dump_json(doc))
-
-
-def reheader(
-    chain: CertifiedChain, doc: dict[str, Any], changes: dict[int, dict[str, Any]]
-) -> dict[str, Any]:
-    """Rewrite headers[i] with changes[i], keep the hash chain, and re-sign every certificate
-    with the same signers and times ("_cert_view" sets the certificate's view)."""
-    doc = copy.deepcopy(doc)
-    prev_hash = None
-    for i, entry in enumerate(doc["headers"]):
-        change = dict(changes.get(i, {}))
-        cert_view = change.pop("_cert_view", None)
-        obj = encoding.unpack(bytes.fromhex(entry["header"]))
-        if prev_hash is not None and "prev_hash" not in change:
-            obj["prev_hash"] = prev_hash
-        obj.update(change)
-        raw = encoding.pack(obj)
-        block_hash = crypto.sha256(HEADER_DOMAIN + raw)
-        cert = CommitCertificate.from_bytes(bytes.fromhex(entry["certificate"]))
-        resigned = sign_certificate(
-            chain.keys,
-            chain.genesis.chain_id,
-            obj["height"],
-            cert.view if cert_view is None else cert_view,
-            block_hash,
-            cert.signers(),
-            times=cert.times,
-            timed=cert.timed,
-        )
-        entry["header"], entry["certificate"] = raw.hex(), resigned.to_bytes().hex()
-        prev_hash = block_hash
-    return doc
 
 
 def rejection(doc: dict[str, Any], chain: CertifiedChain) -> verify.VerificationError:
