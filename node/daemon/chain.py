@@ -16,6 +16,8 @@ from typing import Any
 
 import trio
 
+from node.daemon.clockwatch import ClockWatch, TimestampRefused
+from node.daemon.faults import crash_point
 from node.daemon.mempool import Mempool
 from node.daemon.store import Committed, Store, StoreError, TxnReader
 from node.ledger import crypto, encoding, governance
@@ -99,7 +101,13 @@ class Chain:
         self.on_commit: list[Callable[[Committed], None]] = []
         self.halted: str | None = None
         self.last_commit_s = 0.0
-        self.counters = {"blocks_committed": 0, "txs_committed": 0, "invalid_proposals": 0}
+        self.counters = {
+            "blocks_committed": 0,
+            "txs_committed": 0,
+            "invalid_proposals": 0,
+            "refused_timestamp": 0,
+        }
+        self.clock = ClockWatch(clock_ms, lambda: self.params.max_clock_drift_ms)
         self._epoch_params: dict[int, ConsensusParams] = {}
 
     # --- epochs ------------------------------------------------------------------------------
@@ -343,9 +351,11 @@ class Chain:
             )
         if header.timestamp_ms <= head.timestamp_ms:
             raise BlockInvalid("timestamp does not move forward")
-        drift = abs(header.timestamp_ms - self.clock_ms())
-        if drift > self.params.max_clock_drift_ms:
-            raise BlockInvalid(f"timestamp is {drift} ms away from our clock")
+        try:
+            self.clock.check(header.timestamp_ms)
+        except TimestampRefused as exc:
+            self.counters["refused_timestamp"] += 1
+            raise BlockInvalid(str(exc)) from exc
         if header.tx_count > self.params.max_block_txs:
             raise BlockInvalid(f"{header.tx_count} txs, limit {self.params.max_block_txs}")
         if header.version != BLOCK_VERSION:
@@ -370,11 +380,13 @@ class Chain:
         except StoreError as exc:
             self.halted = str(exc)
             raise
+        crash_point("committed-before-answer")
         # Read by the on_commit callbacks (the commit-duration histogram of /metrics).
         self.last_commit_s = time.perf_counter() - started
         self.mempool.remove_committed(block.txs)
         if block.txs:
             self.mempool.recheck()
+        self.clock.committed(block.header.timestamp_ms)
         self.counters["blocks_committed"] += 1
         self.counters["txs_committed"] += len(block.txs)
         for tx in block.txs:

@@ -37,6 +37,7 @@ from consensus import (
 )
 from consensus.ready import MAX_BATCHES_PER_INPUT, Batch, batch_of, journal_entries
 from node.daemon.chain import Chain
+from node.daemon.faults import crash_point
 from node.daemon.store import Committed, Divergence, StoreError
 from node.ledger import crypto
 from node.ledger.block import Block
@@ -203,7 +204,22 @@ class ConsensusDriver:
 
     # --- inputs ------------------------------------------------------------------------------
 
+    def _halt(self, exc: Exception) -> None:
+        """The store cannot take the next block (full map or disk, a write error, a certified
+        block that does not fit our state): stop consensus, keep serving reads. The RPC
+        answers writes with 1030 (halted), /healthz fails; a restart after the fix resumes
+        and catches up. Nothing was half-written: LMDB aborted the transaction."""
+        self.chain.halted = self.chain.halted or str(exc)
+        log.critical(
+            "halting: %s (data dir %s). This node stops voting and committing and keeps "
+            "serving reads; fix the cause and restart it: it catches up from its peers",
+            exc,
+            self.chain.store.path,
+        )
+
     async def tick(self) -> None:
+        if self.chain.halted:
+            return
         async with self._lock:
             await self._carry_out(self._clocked().tick())
             if self._censored():
@@ -253,6 +269,8 @@ class ConsensusDriver:
         if payloads:
             await self.chain.prepare_payloads(payloads)
         async with self._lock:
+            if self.chain.halted:
+                return
             await self._carry_out(self._clocked().receive(msg), origin)
             await self._maybe_propose()
 
@@ -282,9 +300,15 @@ class ConsensusDriver:
         """Commit a fetched block whose certificate the caller has verified."""
         payload, height = block.payload, block.height
         async with self._lock:
+            if self.chain.halted:
+                return False
             if height != self.chain.store.head.height + 1:
                 return height <= self.chain.store.head.height
-            committed = await self.chain.commit(payload, certificate, block=block)
+            try:
+                committed = await self.chain.commit(payload, certificate, block=block)
+            except (StoreError, Divergence) as exc:
+                self._halt(exc)
+                return False
             self._note_commit(committed)
             cert = CommitCertificate.from_bytes(certificate)
             await self._carry_out(
@@ -328,7 +352,14 @@ class ConsensusDriver:
                 return
             batch = queue.popleft()
             self._send_all(batch.unguarded)  # only the planted bug persist_after_send
-            await self._write(batch)
+            try:
+                await self._write(batch)
+            except StoreError as exc:
+                # Not durable: nothing of this batch may leave (its votes are unguarded).
+                self._halt(exc)
+                return
+            if batch.persist is not None and batch.messages:
+                crash_point("vote-persisted")
             self._send_all(batch.messages)
             for fetch in batch.fetches:
                 self._fetch(fetch.from_height, tuple(fetch.peers))
@@ -376,11 +407,12 @@ class ConsensusDriver:
         height = deliver.height
         if height <= self.chain.store.head.height:
             return None
+        crash_point("decided-before-commit")
         try:
             committed = await self.chain.commit(deliver.payload, deliver.certificate.to_bytes())
         except (StoreError, Divergence) as exc:
-            log.critical("halting: %s", exc)
-            raise
+            self._halt(exc)
+            return None
         now = self.chain.clock_ms()
         if self._propose_started_ms:
             self.round_ms = now - self._propose_started_ms

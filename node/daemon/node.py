@@ -217,6 +217,8 @@ async def serve(
     if failed is not None:
         log.error("node did not start: %s", failed)
         raise failed
+    if halted is None and node.parts is not None and node.parts.chain.halted:
+        halted = node.parts.chain.halted  # halted earlier, served reads until stopped
     if halted:
         log.critical("node halted: %s", halted)
         return 2

@@ -38,6 +38,7 @@ from node.ledger.genesis import Genesis, load_genesis
 from node.ledger.merkle import merkle_root
 from node.ledger.statetree import ZERO, StateTreeError
 
+QUICK_CHECK_BLOCKS = 16  # checked at every start (node/daemon/setup.py)
 STATE_BATCH = 20_000  # state entries hashed into the rebuilt tree per write transaction
 MAX_PROBLEMS = 50  # a broken store can have millions; the first ones say enough
 
@@ -133,6 +134,22 @@ def check_home(home: Path, *, replay: bool = False) -> CheckReport:
     return report
 
 
+def quick_check(store: Store, genesis: Genesis, depth: int = QUICK_CHECK_BLOCKS) -> list[str]:
+    """What a node checks of its own store at every start (cheap: the latest `depth`
+    blocks): each decodes, links to the one before, is indexed, carries a valid commit
+    certificate of its epoch's set and commits to results and a state root the store
+    holds, and the head names the last of them. A flipped byte in a block, a block body
+    that no longer matches its header, a lost head: the node refuses to serve wrong state.
+    (`chain check` checks every block and rehashes all state.)"""
+    report = CheckReport()
+    with store.env.begin() as txn:
+        head = store.read_head_in(txn)
+        start = max(1, head.height - depth + 1)
+        if head.height > 0:
+            _check_blocks(_Reader(store, txn), genesis, None, head, report, start=start)
+    return report.problems
+
+
 def _check(source: Store, genesis: Genesis, scratch: Path, report: CheckReport) -> None:
     # ONE read transaction for everything: the node may commit meanwhile, and the head, the
     # blocks and the state must be of the same snapshot.
@@ -179,12 +196,33 @@ class _Reader:
 
 
 def _check_blocks(
-    r: _Reader, genesis: Genesis, genesis_root: bytes, head: Head, report: CheckReport
+    r: _Reader,
+    genesis: Genesis,
+    genesis_root: bytes | None,
+    head: Head,
+    report: CheckReport,
+    *,
+    start: int = 1,
 ) -> None:
+    """Blocks start..head (start > 1: the latest ones only, linked to the stored block
+    before them; genesis_root None: the genesis state root is not checked)."""
     params = genesis.consensus
     prev_hash = genesis.hash
     prev_results: list[bytes] = []
-    for height in range(1, head.height + 1):
+    if start > 1:
+        before = r.get("blocks", h8(start - 1))
+        if before is None:
+            report.problem(f"block {start - 1}: missing")
+            return
+        try:
+            prev_hash = decode_block(
+                before, max_block_bytes=params.max_block_bytes, max_tx_bytes=params.max_tx_bytes
+            ).hash
+        except (BlockInvalid, ValueError) as exc:
+            report.problem(f"block {start - 1}: does not decode: {exc}")
+            return
+        prev_results = r.results(start - 1)
+    for height in range(start, head.height + 1):
         where = f"block {height}"
         payload = r.get("blocks", h8(height))
         cert_raw = r.get("certs", h8(height))
@@ -215,7 +253,7 @@ def _check_blocks(
             report.problem(f"{where}: commit certificate refused: {exc}")
         if header.results_root != merkle_root(prev_results):
             report.problem(f"{where}: results root is not that of block {height - 1}")
-        if height == 1 and header.state_root != genesis_root:
+        if height == 1 and genesis_root is not None and header.state_root != genesis_root:
             report.problem(f"{where}: state root is not the genesis state root")
         try:
             r.store.tree.get_value_hash(r.txn, header.state_root, b"")

@@ -25,6 +25,7 @@ from node.daemon.api.methods import HANDLER_TIMEOUT_S, Api
 from node.daemon.chain import Chain
 from node.daemon.config import NodeConfig
 from node.daemon.driver import ConsensusDriver
+from node.daemon.faults import wall_clock_ms
 from node.daemon.gateway.server import Gateway
 from node.daemon.intake import TxIntake
 from node.daemon.membership import Membership
@@ -38,8 +39,9 @@ from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.links import Router, Sender, make_peer_manager
 from node.daemon.reactors.timestamps import TimestampReactor
 from node.daemon.reactors.txgossip import TxGossipReactor
+from node.daemon.replay import quick_check
 from node.daemon.status import StatusReport
-from node.daemon.store import Store
+from node.daemon.store import Store, StoreError
 from node.ledger.accounts import account_for_key
 from node.ledger.crypto import SigningKey, read_key_file
 from node.ledger.genesis import Genesis
@@ -69,7 +71,15 @@ def open_chain(config: NodeConfig, genesis: Genesis) -> Chain:
             max_bytes=config.mempool.max_bytes,
             nonce_window=config.mempool.nonce_window,
         )
-        chain = Chain(genesis, store, mempool)
+        chain = Chain(genesis, store, mempool, clock_ms=wall_clock_ms)
+        problems = quick_check(store, genesis)
+        if problems:
+            raise StoreError(
+                f"the store in {config.path(config.node.data_dir)} is damaged: "
+                f"{'; '.join(problems[:3])}. This node refuses to serve wrong state: restore "
+                "it from a backup (`chain restore FILE --home HOME`) or resync it (stop, move "
+                "the data dir aside, start: it fetches the chain from its peers)"
+            )
         replay_decided(chain)
     except BaseException:
         store.close()

@@ -59,6 +59,14 @@ class StatusReport:
                 **{k: v for k, v in mempool.items() if k in ("bytes", "oldest_age_ms")},
             },
             "counters": dict(chain.counters),
+            "clock": {
+                "offset_ms": chain.clock.offset_ms,  # ours minus the chain's (None: too early)
+                "own_clock_off": chain.clock.own_clock_is_off(),
+                "corrected_checks": chain.clock.corrected_checks,
+                "peer_offsets_ms": {
+                    peer.hex(): offset for peer, offset in chain.clock.peer_offsets_ms().items()
+                },
+            },
             "validators": len(self._genesis.validators),
             "storage": chain.store.statistics(),
             "consensus": self._driver.status(),

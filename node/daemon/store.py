@@ -9,6 +9,7 @@ while it is open. After a crash at any instant the node is at height h or h+1, n
 
 from __future__ import annotations
 
+import shutil
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import lmdb
 
+from node.daemon.faults import crash_point, write_fault
 from node.ledger import encoding, governance
 from node.ledger.apps import (
     BlockOutcome,
@@ -48,6 +50,13 @@ DB_NAMES = (
     "rechist",  # ns \0 key \0 version(8) -> version entry
     "consensus",  # "replica" -> persisted replica state
 )
+
+
+def _disk_full(path: Path, reserve_bytes: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(path).free < reserve_bytes
+    except OSError:
+        return False
 
 
 def h8(height: int) -> bytes:
@@ -110,6 +119,7 @@ class Store:
         """readonly: for `chain backup` and `chain check`, beside a running node (LMDB
         readers in other processes never block its writer); nothing is created."""
         path = Path(path)
+        self.path = path
         self.readonly = readonly
         if readonly and not (path / "data.mdb").exists():
             raise StoreError(f"no store at {path} (no data.mdb)")
@@ -253,14 +263,22 @@ class Store:
                 yield txn
         except lmdb.MapFullError as exc:
             raise StoreError(
-                "LMDB map is full: raise [storage] map_size_mb in config.toml and restart"
+                f"LMDB map of {self.path} is full: raise [storage] map_size_mb in config.toml "
+                "and restart"
             ) from exc
         except lmdb.DiskError as exc:
-            raise StoreError(f"disk error while writing: {exc}") from exc
+            raise StoreError(
+                f"disk error while writing {self.path}: {exc}; check the disk, then restart"
+            ) from exc
         except lmdb.Error as exc:
-            if "No space" in str(exc):
-                raise StoreError("disk is full: free space and restart") from exc
-            raise
+            # A full filesystem shows as ENOSPC, or as EIO at the commit's msync/fsync.
+            if "No space" in str(exc) or _disk_full(self.path):
+                raise StoreError(
+                    f"the disk of {self.path} is full ({exc}): free space there and restart"
+                ) from exc
+            raise StoreError(
+                f"writing {self.path} failed ({exc}): check the disk, then restart"
+            ) from exc
 
     def _write_block(
         self,
@@ -288,6 +306,9 @@ class Store:
             else:
                 txn.put(key, value, db=db["state"])
         state_root = self.tree.update(txn, self.head.state_root, outcome.writes)
+        if write_fault():
+            raise lmdb.DiskError("injected write error (CHAIN_WRITE_ERROR_AT)")
+        crash_point("mid-commit-write")  # state written, block and head not: all or nothing
         txn.put(hk, block.payload, db=db["blocks"])
         txn.put(block.hash, hk, db=db["hashes"])
         txn.put(hk, certificate, db=db["certs"])

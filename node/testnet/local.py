@@ -333,8 +333,9 @@ class LocalTestnet:
             return None
         return pid if _alive(pid) else None
 
-    def start(self, node: NodeRef) -> int:
-        """Start a node unless it runs already; its pid."""
+    def start(self, node: NodeRef, env: dict[str, str] | None = None) -> int:
+        """Start a node unless it runs already; its pid. `env`: extra environment for the
+        node process (tests arm crash points or clock offsets with it)."""
         name = self.name(node)
         home = self.home(name)
         if not (home / "config.toml").exists():
@@ -360,6 +361,7 @@ class LocalTestnet:
                 # and we stop the nodes in order.
                 start_new_session=True,
                 pass_fds=pass_fds,
+                env={**os.environ, **env} if env else None,
             )
         self._procs[name] = proc
         self._exited.pop(name, None)

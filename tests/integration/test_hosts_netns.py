@@ -37,6 +37,8 @@ PORT = 26650  # the same in every namespace: they are separate network stacks
 START_S = 60.0
 CUT_S = 12.0  # the leader stays unplugged for three view timeouts
 CATCH_UP_S = 90.0
+FLAPS = 8  # link toggles of the flapping scenario, FLAP_S apart
+FLAP_S = 1.5
 
 try:
     check_available()
@@ -221,11 +223,34 @@ def test_consortium_across_namespaces(world: tuple[Hosts, Path]) -> None:
         send_records(root, "org3", 10, "after")
         target = status(root, "org2")["height"] + 2
         wait_heights(root, ORGS, target, CATCH_UP_S)
+
+        # A minority cut off (issue 15 item 5): org4 alone; the other three commit.
+        hosts.link("org4", up=False)
+        minority_at = status(root, "org4")["height"]
+        send_records(root, "org2", 10, "minority")
+        assert status(root, "org4")["height"] <= minority_at + 1
+        hosts.link("org4", up=True)
+        # A flapping link: org3's cable in and out while the others commit.
+        for i in range(FLAPS):
+            hosts.link("org3", up=i % 2 == 1)
+            time.sleep(FLAP_S)
+        hosts.link("org3", up=True)
+        send_records(root, "org1", 10, "flapping")
+        target = max(status(root, o)["height"] for o in ORGS) + 2
+        wait_heights(root, ORGS, target, CATCH_UP_S)
         common = min(status(root, o)["height"] for o in ORGS)
         hashes = {}
         for org in ORGS:
             with RpcClient(home(root, org) / "control.sock", timeout_s=10) as rpc:
-                hashes[org] = rpc.call("block_get", {"height": common})["hash"]
+                # Every block, not only the last: no node ever committed another block.
+                chain_hashes = []
+                for start_h in range(1, common + 1, 100):
+                    calls = [
+                        ("block_get", {"height": x})
+                        for x in range(start_h, min(common, start_h + 99) + 1)
+                    ]
+                    chain_hashes += [a["hash"] for a in rpc.batch(calls)]
+                hashes[org] = tuple(chain_hashes)
                 got = rpc.call("record_get", {"ns": "hosts", "key": "during-19"})
                 assert got["value"] == 19, (org, got)
         assert len(set(hashes.values())) == 1, hashes

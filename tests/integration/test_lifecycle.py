@@ -176,13 +176,18 @@ def test_full_map_halts_with_a_message_and_restarts_intact() -> None:
                         rpc.call("tx_wait", {"tx_id": tx.tx_id.hex(), "timeout_ms": 5000})
                     except Exception:
                         break
+                # Halted, it keeps serving reads (and refuses writes) until it is stopped.
+                status = rpc.call("node_status")
+                assert status["halted"] and "map_size_mb" in status["halted"], status
+                assert rpc.call("block_get", {"height": status["height"]})["height"] > 0
+            proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
         text = out.decode(errors="replace")
         assert proc.returncode == 2, text[-2000:]
-        assert "map is full" in text and "map_size_mb" in text
+        assert "is full" in text and "map_size_mb" in text
         assert "Traceback" not in text
         assert not sock.exists()
         from node.daemon.replay import replay_home

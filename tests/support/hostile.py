@@ -50,6 +50,16 @@ class HostileValidator:
                 pass
         return sent
 
+    def send_frame(self, frame: dict[str, object]) -> int:
+        """Any frame kind ("c", "txs", "breq", "blks", "head", or junk) to every other node."""
+        sent = 0
+        for peer in self.others:
+            try:
+                sent += self.manager.send_nowait(peer, frame)
+            except (KeyError, ValueError):
+                pass
+        return sent
+
     def pre_prepare(self, view: int, height: int, payload: bytes, digest: bytes) -> bytes:
         signature = self.key.sign(
             vote_signing_bytes(self.chain_id, "pre-prepare", view, height, digest)
@@ -99,9 +109,12 @@ def junk_block(
 
 
 @asynccontextmanager
-async def hostile_validator(home: Path) -> AsyncIterator[HostileValidator]:
+async def hostile_validator(
+    home: Path, *, read: bool = True, inbox_size: int = 4096
+) -> AsyncIterator[HostileValidator]:
     """Run a PeerManager with the identity of the (stopped) node in `home`, connected to
-    every other validator of its genesis, until the block exits."""
+    every other validator of its genesis, until the block exits. read=False: it never reads
+    what the others send (their send queues to it fill up)."""
     key = crypto.read_key_file(home / "node_key")
     cert = (home / "node_cert.pem").read_bytes()
     genesis = tomllib.loads((home / "genesis.toml").read_text())
@@ -123,6 +136,8 @@ async def hostile_validator(home: Path) -> AsyncIterator[HostileValidator]:
         allowed=allowed,
         dial=dial,
         send_queue_bytes=256 * 1024 * 1024,
+        inbox_size=inbox_size,
+        idle_timeout_ms=3_600_000 if not read else 10_000,
     )
     keys = [bytes.fromhex(v["public_key"]) for v in validators]
     hostile = HostileValidator(
@@ -135,6 +150,7 @@ async def hostile_validator(home: Path) -> AsyncIterator[HostileValidator]:
             async for _ in manager.inbox:
                 pass
 
-        nursery.start_soon(drain)
+        if read:
+            nursery.start_soon(drain)
         yield hostile
         nursery.cancel_scope.cancel()

@@ -20,6 +20,7 @@ import trio
 
 from consensus import CertificateError, CommitCertificate, verify_certificate
 from node.daemon.chain import Chain
+from node.daemon.faults import crash_point
 from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.inlet import Inlet
 from node.daemon.reactors.links import Sender
@@ -92,6 +93,9 @@ class BlockSyncReactor:
             self._counters["unknown_message"] += 1
             return
         self.peer_heads[peer] = height
+        clock = msg.get("ms")
+        if isinstance(clock, int) and not isinstance(clock, bool) and 0 < clock < 2**53:
+            self._chain.clock.peer_reading(peer, clock)
         if height > self._store.head.height + 1:
             self._wakeup.set()
 
@@ -103,7 +107,8 @@ class BlockSyncReactor:
         self._wakeup.set()
 
     def announce_head(self, height: int) -> None:
-        self._peers.broadcast_nowait({"t": "head", "h": height})
+        # With our clock: peers watch theirs against the others' (node/daemon/clockwatch.py).
+        self._peers.broadcast_nowait({"t": "head", "h": height, "ms": self._chain.clock_ms()})
 
     def status(self) -> dict[str, Any]:
         height = self._store.head.height
@@ -244,4 +249,5 @@ class BlockSyncReactor:
             return False
         if self._apply is None:
             return False
+        crash_point("sync-apply")
         return await self._apply(block, cert_raw)

@@ -96,7 +96,7 @@ def test_full_map_stops_cleanly(tmp_path: Path, accounts: dict[str, Account]) ->
     store = open_store(tmp_path / "db", genesis, map_size_bytes=256 * 1024)
     maker = accounts["maker"]
     committed = 0
-    with pytest.raises(StoreError, match="map is full"):
+    with pytest.raises(StoreError, match="is full"):
         for i in range(200):
             txs = [
                 maker.tx("record.put", {"ns": "n", "key": f"k{i}-{j}", "value": "x" * 900})
