@@ -1,4 +1,4 @@
-"""Certified headers and the chain of validator sets (docs/PROTOCOL.md sections 9 and 12).
+"""Certified headers and the chain of validator sets (docs/PROTOCOL.md sections 12 and 16).
 
 A document carries headers with their commit certificates, and (from version 2 on) the chain
 of epoch changes from genesis: for each change, the last header of the epoch before it,

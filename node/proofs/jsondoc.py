@@ -1,8 +1,8 @@
 """Strict JSON for evidence documents, and the error every check raises.
 
 One document has one text: no duplicate keys, integers only (no fraction, exponent, NaN or
-Infinity), lowercase even-length hex for bytes, exact key sets (docs/PROTOCOL.md, "Document
-shape"). Documents are written sorted, two-space indented, UTF-8, with a final newline.
+Infinity), lowercase even-length hex for bytes, exact key sets (docs/PROTOCOL.md, section
+16.1, rule "shape"). Documents are written sorted, two-space indented, UTF-8, with a final newline.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Provenance bundles: an item's whole history as one offline-verifiable directory.
 
-Layout (docs/PROTOCOL.md section 12):
+Layout (docs/PROTOCOL.md section 18):
 
     manifest.json              which files prove which item, in order
     state/item-NNN.json        a state proof of each item's current record (custodian, steps)

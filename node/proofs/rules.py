@@ -1,6 +1,6 @@
 """The catalogue of offline rules, and the log of those a verification applied.
 
-Every check the verifier makes belongs to one rule of docs/PROTOCOL.md section 12; the id
+Every check the verifier makes belongs to one rule of docs/PROTOCOL.md section 16; the id
 and the title here are the ones the document uses. `chain verify` prints the rules it
 checked for a document (a rule that does not apply, say first-block for a later block, is
 not listed), so a reader sees what was established and what was not.

@@ -1,6 +1,6 @@
 """Offline verification of receipts and state proofs: no node, no LMDB, only the genesis.
 
-A receipt or a state proof is one JSON document (docs/PROTOCOL.md sections 9-12). This module
+A receipt or a state proof is one JSON document (docs/PROTOCOL.md sections 14-17). This module
 checks every part of it against a genesis the verifier trusts, in a fixed order, and raises
 VerificationError naming the first part that fails:
 
@@ -203,7 +203,8 @@ def _verify_receipt(
     keys = RECEIPT_KEYS if check_statement else RECEIPT_KEYS - {"statement"}
     log.checked("shape")
     version = _shape(doc, keys, RECEIPT_FORMATS, "receipt")
-    assert isinstance(doc, dict)
+    if not isinstance(doc, dict):  # _shape refused anything else; this tells the type checker
+        raise VerificationError("receipt", "must be a JSON object")
     _check_genesis_binding(doc, genesis, log)
     block, next_block = _headers(doc, genesis, version, 2, log)
     header = block.header
@@ -316,7 +317,8 @@ def _verify_state(
     keys = STATE_KEYS if check_statement else STATE_KEYS - {"statement"}
     log.checked("shape")
     version = _shape(doc, keys, STATE_FORMATS, "state proof")
-    assert isinstance(doc, dict)
+    if not isinstance(doc, dict):  # _shape refused anything else; this tells the type checker
+        raise VerificationError("state proof", "must be a JSON object")
     _check_genesis_binding(doc, genesis, log)
     (certifying,) = _headers(doc, genesis, version, 1, log)
     log.checked("state-height")
@@ -359,7 +361,7 @@ def _verify_state(
 
 
 def describe_key(key: bytes) -> dict[str, str]:
-    """What a state key names (docs/PROTOCOL.md section 6)."""
+    """What a state key names (docs/PROTOCOL.md section 15)."""
     try:
         if key.startswith(b"item/"):
             return {"type": "item", "item": key[5:].decode()}

@@ -1,4 +1,4 @@
-"""JSON-RPC methods for receipts and state proofs (docs/PROTOCOL.md sections 9-11).
+"""JSON-RPC methods for receipts and state proofs (docs/PROTOCOL.md sections 14-16).
 
 `receipt_get {tx_id}` returns a receipt document; `item_get`, `record_get` and `notary_get`
 with `prove: true` call `prove_state` for a state proof. Both need the block after the one

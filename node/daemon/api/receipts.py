@@ -1,4 +1,4 @@
-"""Receipts and state proofs built from a node's Store (formats: docs/PROTOCOL.md 9-10).
+"""Receipts and state proofs built from a node's Store (formats: docs/PROTOCOL.md 14-15).
 
 Everything here is blocking (LMDB reads, hashing): the RPC layer runs it in a worker thread.
 Each document is checked with the offline verifier (node/proofs) before it is handed out,

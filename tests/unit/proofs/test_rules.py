@@ -1,6 +1,6 @@
 """Every offline rule that needs more than a flipped byte to break: forged headers re-signed
 by a quorum (so that only the rule under test fails), certified time, format versions.
-Each is rejected naming the part and the rule (docs/PROTOCOL.md section 12)."""
+Each is rejected naming the part and the rule (docs/PROTOCOL.md section 16)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from consensus import CommitCertificate, vote_signing_bytes
 from consensus.bfttime import certified_time_of
 from consensus.certificates import verify_certificate
 from node.ledger import crypto, encoding, merkle
+from node.ledger.apps import genesis_state
 from node.ledger.block import HEADER_DOMAIN, BlockHeader, decode_block
 from node.ledger.errors import TxInvalid
 from node.ledger.genesis import parse_genesis
@@ -202,6 +203,13 @@ def test_genesis_hash_of_the_example_genesis() -> None:
     assert encoding.pack(vectorkit.untagged(doc["map"])) == raw
     assert crypto.sha256(b"chain-genesis-v1\x00" + raw).hex() == doc["genesis_hash"]
     assert genesis.hash.hex() == doc["genesis_hash"]
+    state = {bytes.fromhex(k): bytes.fromhex(v) for k, v in doc["state"].items()}
+    assert state == genesis_state(genesis)
+    assert state_root(state).hex() == doc["state_root"]
+    decoded = {k: encoding.unpack(v) for k, v in state.items()}
+    accounts = [k for k in decoded if k.startswith(b"acct/")]
+    assert len(accounts) == len(genesis.accounts)
+    assert decoded[b"gov/epochs/" + bytes(8)] == decoded[b"gov/epoch"]
 
 
 def _documents() -> tuple[dict[str, Any], Any, Any]:

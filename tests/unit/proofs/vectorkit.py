@@ -28,7 +28,7 @@ from consensus import CommitCertificate, vote_signing_bytes
 from consensus.bfttime import certified_time_of
 from consensus.certificates import untimed_commit_signing_bytes
 from node.ledger import crypto, encoding, merkle
-from node.ledger.apps import TxResult
+from node.ledger.apps import TxResult, genesis_state
 from node.ledger.block import HEADER_DOMAIN, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import parse_genesis
 from node.ledger.stateroot import state_root
@@ -178,7 +178,7 @@ def transactions() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "about": "transaction bodies, signatures, wire bytes and ids (docs/PROTOCOL.md "
-        "section 2), and wire bytes a node must refuse with the given code",
+        "section 4), and wire bytes a node must refuse with the given code",
         "chain_id": CHAIN,
         "signing_domain": TX_DOMAIN.hex(),
         "cases": cases,
@@ -223,7 +223,7 @@ def blocks() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "about": "canonical headers and block hashes (domain " + HEADER_DOMAIN.hex() + "), "
-        "a block payload, and result encodings (docs/PROTOCOL.md sections 3 and 5)",
+        "a block payload, and result encodings (docs/PROTOCOL.md sections 6 and 7)",
         "headers": headers,
         "payload": {
             "txs": [t.raw.hex() for t in txs],
@@ -280,7 +280,7 @@ def votes() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "about": "vote signing bytes and commit certificates, untimed (version 1) and timed "
-        "(version 2), and certified times (docs/PROTOCOL.md sections 8 and 10)",
+        "(version 2), and certified times (docs/PROTOCOL.md sections 10 and 11)",
         "validators": [{"seed": k.seed().hex(), "public_key": k.public_key.hex()} for k in keys],
         "votes": out_votes,
         "untimed_commit_bytes": untimed.hex(),
@@ -379,7 +379,7 @@ def statetree() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "about": "the state tree: key and value hashes, leaves, roots, presence and absence "
-        "proofs (docs/PROTOCOL.md section 6)",
+        "proofs (docs/PROTOCOL.md section 9)",
         "empty_root": EMPTY_ROOT.hex(),
         "single": {
             "key": single_key.hex(),
@@ -411,15 +411,19 @@ def genesis() -> dict[str, Any]:
 
     text = (CONFIGS / "genesis.example.toml").read_text()
     g = parse_genesis(tomllib.loads(text), "genesis.example.toml")
+    state = genesis_state(g)
     return {
         "format": FORMAT,
         "about": "the example genesis (configs/genesis.example.toml, inlined), its genesis map "
-        "with every default filled in, the canonical bytes and the genesis hash "
-        "(docs/PROTOCOL.md section 7)",
+        "with every default filled in, the canonical bytes, the genesis hash, and the genesis "
+        "state with its root (block 1's state_root) "
+        "(docs/PROTOCOL.md section 3)",
         "toml": text,
         "map": tagged(g.to_obj()),
         "bytes": encoding.pack(g.to_obj()).hex(),
         "genesis_hash": g.hash.hex(),
+        "state": {k.hex(): v.hex() for k, v in sorted(state.items())},
+        "state_root": state_root(state).hex(),
     }
 
 
