@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "unit" / "proofs")]
 
+import bundlevectors  # noqa: E402
 import vectorkit  # noqa: E402
 from support.tsa import make_tsa, serve_tsa  # noqa: E402
 
@@ -29,6 +30,8 @@ def main() -> int:
         documents = vectorkit.documents(tsa)
     (vectorkit.VECTORS / "documents.json").write_text(vectorkit.dump(documents))
     print("wrote tests/vectors/documents.json")
+    (vectorkit.VECTORS / "bundles.json").write_text(vectorkit.dump(bundlevectors.bundles()))
+    print("wrote tests/vectors/bundles.json")
     return 0
 
 

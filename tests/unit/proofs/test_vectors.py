@@ -13,6 +13,7 @@ import json
 import tomllib
 from typing import Any
 
+import bundlevectors
 import pytest
 import vectorkit
 
@@ -27,10 +28,10 @@ from node.ledger.genesis import parse_genesis
 from node.ledger.stateroot import state_root
 from node.ledger.statetree import EMPTY_ROOT, StateProof, key_hash, value_hash, verify_state_proof
 from node.ledger.tx import TX_DOMAIN, decode_tx
-from node.proofs import verify
+from node.proofs import provenance, verify
 from node.proofs.rules import RULES
 
-FILES = [*vectorkit.DETERMINISTIC, "documents.json"]
+FILES = [*vectorkit.DETERMINISTIC, "documents.json", "bundles.json"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -245,3 +246,29 @@ def test_a_timestamped_receipt_needs_the_authority() -> None:
     stamped = next(c for c in doc["valid"] if "RFC 3161" in c["name"])
     facts = verify.verify_document(stamped["document"], genesis)
     assert "tsa-signature" not in facts.rules  # without a trusted TSA it is not claimed
+
+
+def _bundles() -> tuple[dict[str, Any], Any, dict[str, bytes]]:
+    doc = load("bundles.json")
+    genesis = parse_genesis(tomllib.loads(doc["genesis_toml"]), "bundles.json")
+    files = {path: text.encode() for path, text in doc["files"].items()}
+    return doc, genesis, files
+
+
+def test_the_bundle_verifies_with_the_rules_listed() -> None:
+    doc, genesis, files = _bundles()
+    facts = provenance.verify_bundle(files, genesis)
+    assert facts.root == doc["root"]
+    assert list(facts.rules) == doc["rules"]
+    assert {"bundle-report", "bundle-history", "bundle-complete"} <= set(facts.rules)
+
+
+def test_bundle_edits_are_refused_by_the_rule_given() -> None:
+    doc, genesis, files = _bundles()
+    rules = {case["rule"] for case in doc["invalid"]}
+    assert {"bundle-manifest", "bundle-state", "bundle-complete", "bundle-history"} <= rules
+    assert "bundle-report" in rules
+    for case in doc["invalid"]:
+        with pytest.raises(verify.VerificationError) as info:
+            provenance.verify_bundle(bundlevectors.apply(files, case["edits"]), genesis)
+        assert (info.value.part, info.value.rule) == (case["part"], case["rule"]), case["name"]
