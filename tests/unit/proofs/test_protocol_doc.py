@@ -35,3 +35,29 @@ def test_the_report_page_is_specified_verbatim() -> None:
 def test_every_vector_file_is_listed() -> None:
     for name in [*vectorkit.DETERMINISTIC, "documents.json", "bundles.json"]:
         assert f"| {name} |" in DOC, name
+
+
+def _template() -> list[str]:
+    """The literal text of the report template in section 18.3: each template line split at
+    its {placeholders}, without the "..." comment lines."""
+    section = DOC.split("### 18.3 The report page", 1)[1]
+    block = section.split("```\n", 2)[1]
+    fragments: list[str] = []
+    for line in block.splitlines():
+        if line.lstrip().startswith("..."):
+            continue
+        fragments += [f for f in re.split(r"\{[^{}]*\}", line) if len(f.strip()) > 3]
+    return fragments
+
+
+def test_the_report_template_text_is_what_the_renderer_writes() -> None:
+    """Every literal fragment of the specified template occurs in a rendered page (the
+    published bundle's), so the spec and the renderer say the same words."""
+    import json
+
+    files = json.loads((vectorkit.VECTORS / "bundles.json").read_text())["files"]
+    page = files["report.html"]
+    fragments = _template()
+    assert len(fragments) > 25
+    missing = [f for f in fragments if f not in page]
+    assert missing == []
