@@ -39,6 +39,7 @@ def _invalid_receipts(chain: Any, doc: dict[str, Any]) -> list[tuple[str, dict[s
 
     cert = doc["headers"][0]["certificate"]
     wire = encoding.unpack(bytes.fromhex(cert))
+    result = encoding.unpack(bytes.fromhex(doc["result"]))
     moved = copy.deepcopy(wire)
     moved[4][0][2] += 1
     return [
@@ -64,8 +65,28 @@ def _invalid_receipts(chain: Any, doc: dict[str, Any]) -> list[tuple[str, dict[s
         ("index out of the block", _set(doc, ("index",), 9)),
         ("tx path with a stray hash", _set(doc, ("tx_proof",), ["11" * 32])),
         ("result path wrong", _set(doc, ("result_proof",), ["00" * 32])),
+        ("result says ok with a refusal code",
+         _set(doc, ("result",), encoding.pack({**result, "ok": False}).hex())),
+        ("another chain_id", _set(doc, ("chain_id",), "other-chain")),
         ("statement edited", _set(doc, ("statement", "ok"), False)),
         ("certified time edited", _set(doc, ("statement", "certified_time", "median_ms"), 0)),
+    ]  # fmt: skip
+
+
+def _invalid_stamps(doc: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    if doc is None:
+        return []
+    links = doc["timestamps"][0]["headers"]
+    response = doc["timestamps"][0]["response"]
+    return [
+        ("timestamp link header edited",
+         _set(doc, ("timestamps", 0, "headers", 0), _flip(links[0]))),
+        ("timestamp token of another block (last link header left out)",
+         _set(doc, ("timestamps", 0, "headers"), links[:-1])),
+        ("timestamp response truncated",
+         _set(doc, ("timestamps", 0, "response"), response[: len(response) // 4 * 2])),
+        ("timestamps in a version 2 receipt",
+         _set(doc, ("format",), "chain-receipt/2")),
     ]  # fmt: skip
 
 
@@ -150,8 +171,13 @@ def documents(tsa: Any = None) -> dict[str, Any]:
                 facts = verify.verify_document(doc, chain.genesis, tsa=_trust(ca_pem))
                 valid.append({"name": name, "document": doc, "rules": list(facts.rules)})
             invalid = []
-            cases = _invalid_receipts(chain, docs["receipt v3, block 1"]) + _invalid_states(
-                docs["state proof v3, item present"], docs["state proof v3, item absent"]
+            stamped = docs.get("receipt v3 with an RFC 3161 timestamp")
+            cases = (
+                _invalid_receipts(chain, docs["receipt v3, block 1"])
+                + _invalid_stamps(stamped)
+                + _invalid_states(
+                    docs["state proof v3, item present"], docs["state proof v3, item absent"]
+                )
             )
             for name, doc in cases:
                 try:

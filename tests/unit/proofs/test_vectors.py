@@ -234,6 +234,12 @@ def test_valid_documents_verify_with_the_rules_listed() -> None:
 def test_invalid_documents_are_refused_by_the_rule_given() -> None:
     doc, genesis, _ = _documents()
     assert len(doc["invalid"]) >= 20
+    covered = {case["rule"] for case in doc["invalid"]}
+    assert covered >= {
+        "shape", "genesis", "certificate", "quorum", "proposer", "commit-view", "time-order",
+        "first-block", "hash-chain", "tx", "tx-inclusion", "result", "result-inclusion",
+        "state-height", "state-inclusion", "tsa-chain", "tsa-imprint", "statement",
+    }  # fmt: skip
     for case in doc["invalid"]:
         assert case["rule"] in RULES, case["name"]
         with pytest.raises(verify.VerificationError) as info:
