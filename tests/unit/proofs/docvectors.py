@@ -90,6 +90,57 @@ def _invalid_stamps(doc: dict[str, Any] | None) -> list[tuple[str, dict[str, Any
     ]  # fmt: skip
 
 
+def _epoch_receipt(path: Path) -> dict[str, Any]:
+    """A receipt of a transaction in epoch 1: governance removed validator v3, so the
+    document carries the hand-over header certified by the genesis set."""
+    from proofkit import open_chain
+
+    from node.daemon.api import receipts
+
+    chain = open_chain(path, chain_id=CHAIN)
+    try:
+        chain.commit(
+            [
+                chain.tx(
+                    "maker", "gov.propose", {"action": {"type": "remove-validator", "name": "v3"}}
+                )
+            ]
+        )
+        chain.commit(
+            [
+                chain.tx(g, "gov.vote", {"proposal": 1, "approve": True})
+                for g in ("shipper", "retailer")
+            ]
+        )
+        for _ in range(5):
+            if chain.store.epochs()[-1].number >= 1:
+                break
+            chain.commit([])
+        else:
+            raise AssertionError("epoch 1 did not begin")
+        block = chain.commit([chain.tx("maker", "notary.anchor", {"digest": b"\x44" * 32})])
+        chain.commit([])
+        built = receipts.build_receipt(chain.store, chain.genesis, block.txs[0].tx_id)
+        if built is None or len(built["epochs"]) != 1:
+            raise AssertionError("the receipt does not carry one epoch change")
+        return dict(json.loads(verify.dump_json(built)))
+    finally:
+        chain.store.close()
+
+
+def _invalid_epochs(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    change = doc["epochs"][0]
+    return [
+        ("the epoch change left out", _set(doc, ("epochs",), [])),
+        ("the new set edited (a validator renamed)",
+         _set(doc, ("epochs", 0, "validators", 0, "name"), "mallory")),
+        ("the new set given back the removed validator",
+         _set(doc, ("epochs", 0, "validators"), doc["validators"])),
+        ("the hand-over header's certificate flipped",
+         _set(doc, ("epochs", 0, "certificate"), _flip(change["certificate"]))),
+    ]  # fmt: skip
+
+
 def _header_of(chain: Any, height: int) -> dict[str, str]:
     from node.daemon.api.receipts import certified_header
 
@@ -166,6 +217,8 @@ def documents(tsa: Any = None) -> dict[str, Any]:
                 _stamp_checkpoint(chain, tsa)
                 docs["receipt v3 with an RFC 3161 timestamp"] = receipt(0, 0, tsa=True)
                 ca_pem = tsa.ca_pem.read_text()
+            epoch_receipt = _epoch_receipt(Path(tmp) / "epochs")
+            docs["receipt v3 after a validator-set change (epochs chain)"] = epoch_receipt
             valid = []
             for name, doc in docs.items():
                 facts = verify.verify_document(doc, chain.genesis, tsa=_trust(ca_pem))
@@ -175,6 +228,7 @@ def documents(tsa: Any = None) -> dict[str, Any]:
             cases = (
                 _invalid_receipts(chain, docs["receipt v3, block 1"])
                 + _invalid_stamps(stamped)
+                + _invalid_epochs(epoch_receipt)
                 + _invalid_states(
                     docs["state proof v3, item present"], docs["state proof v3, item absent"]
                 )

@@ -225,6 +225,7 @@ def test_valid_documents_verify_with_the_rules_listed() -> None:
     names = {case["name"] for case in doc["valid"]}
     assert "receipt v1 (no epoch chain)" in names and "receipt v2 (untimed certificates)" in names
     assert "receipt v3 with an RFC 3161 timestamp" in names
+    assert "receipt v3 after a validator-set change (epochs chain)" in names
     assert any(name.startswith("state proof v3, account") for name in names)
     for case in doc["valid"]:
         facts = verify.verify_document(case["document"], genesis, tsa=trust)
@@ -238,7 +239,7 @@ def test_invalid_documents_are_refused_by_the_rule_given() -> None:
     assert covered >= {
         "shape", "genesis", "certificate", "quorum", "proposer", "commit-view", "time-order",
         "first-block", "hash-chain", "tx", "tx-inclusion", "result", "result-inclusion",
-        "state-height", "state-inclusion", "tsa-chain", "tsa-imprint", "statement",
+        "state-height", "state-inclusion", "tsa-chain", "tsa-imprint", "statement", "epochs",
     }  # fmt: skip
     for case in doc["invalid"]:
         assert case["rule"] in RULES, case["name"]
