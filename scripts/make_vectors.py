@@ -2,9 +2,10 @@
 
     python scripts/make_vectors.py          # every file; documents.json runs openssl ts
 
-The generators are tests/unit/proofs/vectorkit.py, docvectors.py and bundlevectors.py; tests/unit/proofs/test_vectors.py checks
-the implementation against the files. Regenerate only after a deliberate change of a
-format, and read the diff: a vector that changes is a protocol change.
+The generators are tests/unit/proofs/vectorkit.py, docvectors.py and bundlevectors.py;
+tests/unit/proofs/test_vectors.py checks the implementation against the files. Regenerate
+only after a deliberate change of a format, and read the diff: a vector that changes is a
+protocol change.
 """
 
 from __future__ import annotations
