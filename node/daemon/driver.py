@@ -192,6 +192,12 @@ class ConsensusDriver:
         if self._on_epoch is not None:
             self._on_epoch(current, upcoming)
 
+    def _clocked(self) -> Replica:
+        """The replica, told the time first: it reads no clock, and signs this reading into
+        the commit votes the coming input makes (certified time, docs/PROTOCOL.md)."""
+        self.replica.clock(self.chain.clock_ms())
+        return self.replica
+
     @property
     def is_validator(self) -> bool:
         return self.config.my_index is not None
@@ -215,14 +221,14 @@ class ConsensusDriver:
         if self.chain.halted:
             return
         async with self._lock:
-            await self._carry_out(self.replica.tick())
+            await self._carry_out(self._clocked().tick())
             if self._censored():
                 self._complained_view = self.replica.view
                 log.warning(
                     "a transaction has waited %d ms while blocks commit: voting for a view change",
                     self.chain.mempool.oldest_age_ms(),
                 )
-                await self._carry_out(self.replica.suspect_censorship())
+                await self._carry_out(self._clocked().suspect_censorship())
             await self._maybe_propose()
 
     def _censored(self) -> bool:
@@ -265,7 +271,7 @@ class ConsensusDriver:
         async with self._lock:
             if self.chain.halted:
                 return
-            await self._carry_out(self.replica.receive(msg), origin)
+            await self._carry_out(self._clocked().receive(msg), origin)
             await self._maybe_propose()
 
     def _blame_link(self, origin: bytes | None, kind: str, detail: str) -> None:
@@ -286,7 +292,7 @@ class ConsensusDriver:
 
     async def executed_by_sync(self, height: int, state_root: bytes) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.executed(height, state_root))
+            await self._carry_out(self._clocked().executed(height, state_root))
             self._follow_schedule()
             await self._maybe_propose()
 
@@ -306,7 +312,7 @@ class ConsensusDriver:
             self._note_commit(committed)
             cert = CommitCertificate.from_bytes(certificate)
             await self._carry_out(
-                self.replica.executed(height, committed.head.state_root, certificate=cert)
+                self._clocked().executed(height, committed.head.state_root, certificate=cert)
             )
             self._follow_schedule()
             await self._maybe_propose()
@@ -314,7 +320,7 @@ class ConsensusDriver:
 
     async def suspect_censorship(self) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.suspect_censorship())
+            await self._carry_out(self._clocked().suspect_censorship())
 
     # --- proposing ---------------------------------------------------------------------------
 
@@ -333,7 +339,7 @@ class ConsensusDriver:
             return
         block = self.chain.build_proposal(self.replica.view, self.replica.leader)
         self._propose_started_ms = self.chain.clock_ms()
-        await self._carry_out(self.replica.propose(block.payload))
+        await self._carry_out(self._clocked().propose(block.payload))
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -414,7 +420,7 @@ class ConsensusDriver:
             self.round_ms = now - self.last_commit_ms
         self._propose_started_ms = 0
         self._note_commit(committed)
-        actions = self.replica.executed(height, committed.head.state_root)
+        actions = self._clocked().executed(height, committed.head.state_root)
         self._follow_schedule()  # the next epoch's replica takes over after its last height
         return actions
 
