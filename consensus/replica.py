@@ -101,6 +101,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         )
         self._last_height = config.last_height
         self._now = 0
+        self._clock_ms = 0  # the host's clock, given by clock(); signed into commit votes
         self._executed = committed_height
         self._delivered = committed_height
         self._delivered_at_tick = 0
@@ -182,6 +183,13 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             self._view_changes[self._me] = self._make_view_change(self._view)
 
     # ------------------------------------------------------------------------ public interface
+
+    def clock(self, now_ms: int) -> None:
+        """The host's clock reading (ms since 1970), given before an input: the replica reads
+        no clock itself, and signs the latest reading into the commit votes it makes."""
+        if isinstance(now_ms, bool) or not isinstance(now_ms, int) or now_ms < 0:
+            raise ValueError("now_ms must be a non-negative integer")
+        self._clock_ms = now_ms
 
     def tick(self, *, leader_reachable: bool = True) -> list[Action]:
         """One tick. leader_reachable: False when the node's link to the leader of the
@@ -551,9 +559,14 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             )
             self._prepared_payload = proposal.payload
             # _run persists the new prepared certificate before the commit leaves.
-            signature = self._sign_vote(PHASE_COMMIT, slot.view, slot.height, proposal.digest)
+            time_ms = self._clock_ms
+            signature = self._sign_vote(
+                PHASE_COMMIT, slot.view, slot.height, proposal.digest, time_ms
+            )
             if signature is not None:
-                commit = Commit(slot.view, slot.height, proposal.digest, self._me, signature)
+                commit = Commit(
+                    slot.view, slot.height, proposal.digest, self._me, signature, time_ms
+                )
                 slot.commits[self._me] = commit
                 self._broadcast(commit)
         self._check_committed()
@@ -565,7 +578,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         for digest in slot.commit_digests():
             signatures = slot.commit_signatures(digest)
             if len(signatures) >= self._quorum:
-                certificate = CommitCertificate(slot.height, slot.view, digest, signatures)
+                certificate = slot.commit_certificate(digest)
                 self._remember_certificate(certificate)
                 slot.decided = certificate
                 self._try_deliver()

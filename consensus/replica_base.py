@@ -37,6 +37,7 @@ class ReplicaBase:
     _rules: ViewChangeRules
     _guard: SigningGuard
     _now: int
+    _clock_ms: int  # the host's latest clock reading (Replica.clock), signed into commits
     # Chain progress: delivered >= executed; both only grow (checked, invariants.py).
     _executed: int
     _delivered: int
@@ -126,13 +127,18 @@ class ReplicaBase:
             raise TypeError(f"App.digest must return {DIGEST_BYTES} bytes")
         return digest
 
-    def _sign_vote(self, phase: str, view: int, height: int, digest: bytes) -> bytes | None:
+    def _sign_vote(
+        self, phase: str, view: int, height: int, digest: bytes, time_ms: int = 0
+    ) -> bytes | None:
         """Sign a vote if the last-signed guard allows it; the record is persisted first (the
-        guard's record changed, so the input's output starts with a Persist)."""
+        guard's record changed, so the input's output starts with a Persist). A commit vote
+        signs time_ms too; the guard judges (phase, view, height, digest) only."""
         if self._me is None or not self._guard.allows_vote(phase, view, height, digest):
             return None
         self._guard.record_vote(phase, view, height, digest)
-        return self._sign(vote_signing_bytes(self._config.chain_id, phase, view, height, digest))
+        return self._sign(
+            vote_signing_bytes(self._config.chain_id, phase, view, height, digest, time_ms)
+        )
 
     def _timeout_ticks(self) -> int:
         doublings = min(self._failed_views, _MAX_TIMEOUT_DOUBLINGS)

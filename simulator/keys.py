@@ -48,14 +48,14 @@ class KeyRing:
     def sign(self, index: int, message: bytes) -> bytes:
         if self.real:
             return self._ed25519[index].sign(message)
-        return hmac.new(self._secrets[index], message, "sha256").digest()
+        return hmac.digest(self._secrets[index], message, "sha256")
 
     def signer(self, index: int) -> Callable[[bytes], bytes]:
         """The signer a Replica with this index is given."""
         if self.real:
             return self._ed25519[index].sign
         secret = self._secrets[index]
-        return lambda message: hmac.new(secret, message, "sha256").digest()
+        return lambda message: hmac.digest(secret, message, "sha256")
 
     def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
         if self.real:
@@ -69,5 +69,5 @@ class KeyRing:
         index = self._index.get(public_key)
         if index is None:
             return False
-        expected = hmac.new(self._secrets[index], message, "sha256").digest()
+        expected = hmac.digest(self._secrets[index], message, "sha256")
         return hmac.compare_digest(expected, signature)

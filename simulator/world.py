@@ -246,6 +246,11 @@ class World(ByzantineMixin["Node"]):
     def _dispatch(self, event: tuple[object, ...]) -> None:
         kind = event[0]
         self._trace.update(f"{self.now}:{kind}:{event[1] if len(event) > 1 else ''};".encode())
+        if kind in ("msg", "tick", "execute", "propose", "fetch"):
+            # The node's clock is the virtual time: its commits sign it (certified time).
+            clocked = self.nodes[cast(int, event[1])].host
+            if clocked is not None:
+                clocked.replica.clock(self.now)
         if kind == "msg":
             node = self.nodes[cast(int, event[1])]
             msg = cast(Message, event[3])

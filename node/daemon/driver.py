@@ -212,6 +212,12 @@ class ConsensusDriver:
         if self._on_epoch is not None:
             self._on_epoch(current, upcoming)
 
+    def _clocked(self) -> Replica:
+        """The replica, told the time first: it reads no clock, and signs this reading into
+        the commit votes the coming input makes (certified time, docs/PROTOCOL.md)."""
+        self.replica.clock(self.chain.clock_ms())
+        return self.replica
+
     @property
     def is_validator(self) -> bool:
         return self.config.my_index is not None
@@ -235,14 +241,14 @@ class ConsensusDriver:
         if self.chain.halted:
             return
         async with self._lock:
-            await self._carry_out(self.replica.tick(leader_reachable=self._leader_reachable()))
+            await self._carry_out(self._clocked().tick(leader_reachable=self._leader_reachable()))
             if self._censored():
                 self._complained_view = self.replica.view
                 log.warning(
                     "a transaction has waited %d ms while blocks commit: voting for a view change",
                     self.chain.mempool.oldest_age_ms(),
                 )
-                await self._carry_out(self.replica.suspect_censorship())
+                await self._carry_out(self._clocked().suspect_censorship())
             await self._maybe_propose()
 
     def _leader_reachable(self) -> bool:
@@ -293,7 +299,7 @@ class ConsensusDriver:
         async with self._lock:
             if self.chain.halted:
                 return
-            await self._carry_out(self.replica.receive(msg), origin)
+            await self._carry_out(self._clocked().receive(msg), origin)
             await self._maybe_propose()
 
     def _blame_link(self, origin: bytes | None, kind: str, detail: str) -> None:
@@ -314,7 +320,7 @@ class ConsensusDriver:
 
     async def executed_by_sync(self, height: int, state_root: bytes) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.executed(height, state_root))
+            await self._carry_out(self._clocked().executed(height, state_root))
             self._follow_schedule()
             await self._maybe_propose()
 
@@ -334,7 +340,7 @@ class ConsensusDriver:
             self._note_commit(committed)
             cert = CommitCertificate.from_bytes(certificate)
             await self._carry_out(
-                self.replica.executed(height, committed.head.state_root, certificate=cert)
+                self._clocked().executed(height, committed.head.state_root, certificate=cert)
             )
             self._follow_schedule()
             await self._maybe_propose()
@@ -355,7 +361,7 @@ class ConsensusDriver:
                 height = committed.block.height
                 cert = CommitCertificate.from_bytes(certificates[height])
                 await self._carry_out(
-                    self.replica.executed(height, committed.head.state_root, certificate=cert)
+                    self._clocked().executed(height, committed.head.state_root, certificate=cert)
                 )
                 self._follow_schedule()
             await self._maybe_propose()
@@ -363,7 +369,7 @@ class ConsensusDriver:
 
     async def suspect_censorship(self) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.suspect_censorship())
+            await self._carry_out(self._clocked().suspect_censorship())
 
     # --- proposing ---------------------------------------------------------------------------
 
@@ -397,7 +403,7 @@ class ConsensusDriver:
             return
         block = self.chain.build_proposal(self.replica.view, self.replica.leader)
         self._propose_started_ms = self.chain.clock_ms()
-        await self._carry_out(self.replica.propose(block.payload))
+        await self._carry_out(self._clocked().propose(block.payload))
 
     def _arm_proposer(self, due_ms: int) -> None:
         """Have the proposer task look again in due_ms (a batch due then)."""
@@ -486,7 +492,7 @@ class ConsensusDriver:
             self.round_ms = now - self.last_commit_ms
         self._propose_started_ms = 0
         self._note_commit(committed)
-        actions = self.replica.executed(height, committed.head.state_root)
+        actions = self._clocked().executed(height, committed.head.state_root)
         self._follow_schedule()  # the next epoch's replica takes over after its last height
         return actions
 

@@ -103,6 +103,8 @@ class Node:
                         network.sync.run, parts.driver.apply_synced, parts.driver.apply_synced_batch
                     )
                 await nursery.start(parts.membership.run)
+                if parts.timestamps is not None:
+                    await nursery.start(parts.timestamps.run)
                 await nursery.start(parts.driver.run_ticker)
                 await nursery.start(parts.driver.run_proposer)
                 await nursery.start(parts.diagnosis.run)

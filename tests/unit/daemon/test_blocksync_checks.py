@@ -72,8 +72,8 @@ def _setup(tmp_path: Path) -> tuple[Chain, crypto.SigningKey, BlockSyncReactor, 
 
 
 def _certificate(key: crypto.SigningKey, height: int, digest: bytes) -> bytes:
-    signature = key.sign(vote_signing_bytes(CHAIN, "commit", 0, height, digest))
-    return CommitCertificate(height, 0, digest, ((0, signature),)).to_bytes()
+    signature = key.sign(vote_signing_bytes(CHAIN, "commit", 0, height, digest, 5))
+    return CommitCertificate(height, 0, digest, ((0, signature),), (5,)).to_bytes()
 
 
 async def test_a_good_block_is_applied(tmp_path: Path) -> None:
