@@ -118,6 +118,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         self._ticks_since_progress = 0
         self._normal_since_tick = 0
         self._ticks_in_view_change = 0
+        self._leader_down_ticks = 0
         self._failed_views = 0
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest view change
         self._new_view_message: NewView | None = None
@@ -190,8 +191,10 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             raise ValueError("now_ms must be a non-negative integer")
         self._clock_ms = now_ms
 
-    def tick(self) -> list[Action]:
-        return self._run(self._on_tick)
+    def tick(self, *, leader_reachable: bool = True) -> list[Action]:
+        """One tick. leader_reachable: False when the node's link to the leader of the
+        current view is down (a liveness hint only: see _leader_lost)."""
+        return self._run(lambda: self._on_tick(leader_reachable))
 
     def receive(self, msg: Message) -> list[Action]:
         """Handle one message from the network. Never raises on bad remote input."""
@@ -316,11 +319,15 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     # ---------------------------------------------------------------------------------- ticks
 
-    def _on_tick(self) -> None:
+    def _on_tick(self, leader_reachable: bool = True) -> None:
         self._now += 1
         if self._me is not None and not self.epoch_finished:
             if self._normal:
                 self._ticks_since_progress += 1
+                if self._leader_lost(leader_reachable):
+                    self._count("view_changes.leader_lost")
+                    self._start_view_change(self._view + 1)
+                    return
                 if self._ticks_since_progress >= self._timeout_ticks():
                     self._count("view_changes.timeout")
                     self._start_view_change(self._view + 1)

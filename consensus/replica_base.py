@@ -57,6 +57,7 @@ class ReplicaBase:
     _ticks_since_progress: int
     _normal_since_tick: int  # when the current view started normal operation
     _ticks_in_view_change: int
+    _leader_down_ticks: int  # ticks in a row the node reported the leader's link down
     _slot: Slot
     # Checkpoints and garbage collection.
     _checkpoints: CheckpointTracker

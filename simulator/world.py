@@ -289,6 +289,7 @@ class World(ByzantineMixin["Node"]):
             censorship_timeout_ticks=plan.censorship_timeout_ticks,
             retransmit_interval_ticks=plan.retransmit_interval_ticks,
             fetch_retry_ticks=plan.retransmit_interval_ticks * 2,
+            leader_loss_ticks=plan.leader_loss_ticks,
             mutations=plan.mutations,
         )
 
@@ -348,8 +349,20 @@ class World(ByzantineMixin["Node"]):
             self.count("ticks_coalesced")  # the driver's ticker waits for the one before
             return
         replica = host.replica
-        host.input(replica.tick, "tick")
+        host.input(
+            lambda: replica.tick(leader_reachable=self._leader_reachable(node, replica)), "tick"
+        )
         host.input(lambda: self._after_tick(node, replica), "after-tick")
+
+    def _leader_reachable(self, node: Node, replica: Replica) -> bool:
+        """What the node's p2p would report: a link to some live instance of the leader's
+        identity, on this side of any partition."""
+        for leader in self.by_identity.get(replica.leader, []):
+            if leader.host is not None and (
+                self.healed or self.group[leader.index] == self.group[node.index]
+            ):
+                return True
+        return False
 
     def _after_tick(self, node: Node, replica: Replica) -> list[Action]:
         status = replica.status()

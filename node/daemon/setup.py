@@ -128,6 +128,13 @@ class Parts:
     timestamps: TimestampReactor | None = None
 
 
+def _link_up(peers: PeerManager) -> Callable[[bytes], bool]:
+    def up(key: bytes) -> bool:
+        return key in peers.connected_peers()
+
+    return up
+
+
 def may_need_network(config: NodeConfig, genesis: Genesis) -> bool:
     """needs_network without the store (for checks made before it opens)."""
     return (
@@ -163,6 +170,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         fetch=links.sync.request_blocks if links else _nowhere_to,
         key_for_epoch=membership.key_for_epoch,
         on_epoch=_follow_epochs(links) if links else None,
+        link_up=_link_up(links.peers) if links else None,
     )
     driver.peer_names.update({v.public_key: v.name for v in genesis.validators})
     network = None

@@ -171,6 +171,9 @@ def check_block_txs(
     """Raise BlockInvalid unless every tx is structurally valid in order against `state`."""
     next_nonce: dict[bytes, int] = {}
     seen: set[bytes] = set()
+    # Every tx is checked against the state before the block, so a key resolves the same way
+    # for all of a block's txs: resolved once per sender key, not once per tx.
+    resolved: dict[bytes, tuple[bytes, dict[str, Any]] | str] = {}
 
     def reader(key: bytes) -> Any:
         raw = state.get(key)
@@ -182,7 +185,9 @@ def check_block_txs(
         if tx.tx_id in seen or tx_known(tx.tx_id):
             raise BlockInvalid(f"tx {i} ({tx.tx_id.hex()[:16]}) is already in the chain")
         seen.add(tx.tx_id)
-        found = resolve(reader, tx.sender)
+        found = resolved.get(tx.sender)
+        if found is None:
+            found = resolved[tx.sender] = resolve(reader, tx.sender)
         if isinstance(found, str):
             what = "was rotated away" if found == ROTATED else "has no account"
             raise BlockInvalid(f"tx {i}: sender key {tx.sender.hex()[:16]} {what}")
