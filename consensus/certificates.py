@@ -3,6 +3,11 @@
 Every signature in the protocol is over a msgpack array that starts with the domain tag
 "chain-pbft-v1" and the chain id, so a signature from one chain or one phase can never be
 replayed as another (docs/CONSENSUS.md lists every layout).
+
+Commit votes carry the signer's clock reading (time_ms, inside the signed bytes), so that a
+commit certificate certifies not only a block but the time a quorum saw it committed
+(consensus/bfttime.py derives the certified time and its window). Certificates made before
+that (encoding version 1, untimed) still decode and verify, with the old vote bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ MAX_SIGNATURE_BYTES = 256
 MAX_UINT64 = 2**64 - 1
 
 Signatures = tuple[tuple[int, bytes], ...]
+# The encoding version of a timed commit certificate: [2, height, view, digest, entries].
+TIMED_CERTIFICATE_VERSION = 2
 
 
 class CertificateError(Exception):
@@ -41,11 +48,23 @@ def _pack(value: object) -> bytes:
     return packed
 
 
-def vote_signing_bytes(chain_id: str, phase: str, view: int, height: int, digest: bytes) -> bytes:
-    """The bytes a validator signs for a pre-prepare, prepare or commit vote."""
+def vote_signing_bytes(
+    chain_id: str, phase: str, view: int, height: int, digest: bytes, time_ms: int = 0
+) -> bytes:
+    """The bytes a validator signs for a pre-prepare, prepare or commit vote.
+
+    A commit vote also signs the signer's clock reading (a 7-element array); time_ms is
+    ignored for the other phases."""
     if phase not in VOTE_PHASES:
         raise ValueError(f"unknown vote phase {phase!r}")
+    if phase == PHASE_COMMIT:
+        return _pack([DOMAIN_TAG, chain_id, phase, view, height, digest, time_ms])
     return _pack([DOMAIN_TAG, chain_id, phase, view, height, digest])
+
+
+def untimed_commit_signing_bytes(chain_id: str, view: int, height: int, digest: bytes) -> bytes:
+    """The commit vote bytes of version 1 certificates (before commits carried a time)."""
+    return _pack([DOMAIN_TAG, chain_id, PHASE_COMMIT, view, height, digest])
 
 
 def checkpoint_signing_bytes(chain_id: str, height: int, state_root: bytes) -> bytes:
@@ -58,20 +77,45 @@ def notice_signing_bytes(chain_id: str, height: int, view: int, digest: bytes) -
 
 @dataclass(frozen=True, slots=True)
 class CommitCertificate:
-    """quorum_size(n) commit votes for one block: proof that the block is final."""
+    """quorum_size(n) commit votes for one block: proof that the block is final.
+
+    `times` holds each signer's clock reading (ms since 1970), parallel to `signatures`; None
+    for a version 1 (untimed) certificate, whose votes signed no time."""
 
     height: int
     view: int
     digest: bytes
     signatures: Signatures  # (validator index, signature), sorted by index, distinct
+    times: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.times is not None and len(self.times) != len(self.signatures):
+            raise ValueError("a timed certificate has one time per signature")
+
+    @property
+    def timed(self) -> bool:
+        return self.times is not None
 
     def to_wire(self) -> list[object]:
-        return [self.height, self.view, self.digest, [[i, s] for i, s in self.signatures]]
+        if self.times is None:
+            return [self.height, self.view, self.digest, [[i, s] for i, s in self.signatures]]
+        entries = [[i, s, t] for (i, s), t in zip(self.signatures, self.times, strict=True)]
+        return [TIMED_CERTIFICATE_VERSION, self.height, self.view, self.digest, entries]
 
     @classmethod
     def from_wire(cls, value: object) -> CommitCertificate:
+        if isinstance(value, list) and len(value) == 5:
+            return _parse_timed_certificate(value)
         height, view, digest, signatures = _parse_vote_certificate(value, "commit certificate")
         return cls(height, view, digest, signatures)
+
+    def signing_bytes(self, chain_id: str, position: int) -> bytes:
+        """The vote bytes that the signature at `position` signed."""
+        if self.times is None:
+            return untimed_commit_signing_bytes(chain_id, self.view, self.height, self.digest)
+        return vote_signing_bytes(
+            chain_id, PHASE_COMMIT, self.view, self.height, self.digest, self.times[position]
+        )
 
     def to_bytes(self) -> bytes:
         return _pack(self.to_wire())
@@ -171,6 +215,27 @@ def _parse_vote_certificate(value: object, what: str) -> tuple[int, int, bytes, 
     return height, view, digest, signatures
 
 
+def _parse_timed_certificate(value: list[object]) -> CommitCertificate:
+    what = "commit certificate"
+    if type(value[0]) is not int or value[0] != TIMED_CERTIFICATE_VERSION:
+        raise CertificateError(f"{what}: unknown encoding version {value[0]!r}")
+    height = parse_uint(value[1], f"{what} height")
+    view = parse_uint(value[2], f"{what} view")
+    digest = parse_digest(value[3], f"{what} digest")
+    entries = value[4]
+    if not isinstance(entries, list) or len(entries) > MAX_VALIDATORS:
+        raise CertificateError(f"{what}: signatures must be an array of at most {MAX_VALIDATORS}")
+    pairs: list[object] = []
+    times: list[int] = []
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) != 3:
+            raise CertificateError(f"{what}: each entry is an [index, signature, time_ms] triple")
+        pairs.append(entry[:2])
+        times.append(parse_uint(entry[2], f"{what} time_ms"))
+    signatures = parse_signatures(pairs, what)
+    return CommitCertificate(height, view, digest, signatures, tuple(times))
+
+
 def verify_signatures(
     signatures: Signatures,
     validators: Sequence[bytes],
@@ -213,11 +278,24 @@ def verify_certificate(
     if len(certificate.digest) != DIGEST_BYTES:
         raise CertificateError(f"commit certificate: digest is not {DIGEST_BYTES} bytes")
     needed = quorum_size(len(validators)) if quorum is None else quorum
-    signing_bytes = vote_signing_bytes(
-        chain_id, PHASE_COMMIT, certificate.view, certificate.height, certificate.digest
-    )
+    if certificate.times is None:
+        signing_bytes = certificate.signing_bytes(chain_id, 0)
+        verify_signatures(
+            certificate.signatures, validators, verify, signing_bytes, needed, "commit certificate"
+        )
+        return
+    # Timed: each signer signed its own clock reading, so each signature has its own bytes.
+    for position, signature in enumerate(certificate.signatures):
+        verify_signatures(
+            (signature,),
+            validators,
+            verify,
+            certificate.signing_bytes(chain_id, position),
+            0,
+            "commit certificate",
+        )
     verify_signatures(
-        certificate.signatures, validators, verify, signing_bytes, needed, "commit certificate"
+        certificate.signatures, validators, lambda *_: True, b"", needed, "commit certificate"
     )
 
 

@@ -67,6 +67,10 @@ class ReplicaConfig:
     retransmit_interval_ticks: int = 5
     # How often a replica that knows it is behind asks again for the blocks it lacks.
     fetch_retry_ticks: int = 10
+    # A liveness shortcut: when the node reports its link to the view's leader down for this
+    # many ticks in a row, with no progress for as long, in a view that has run normally as
+    # long, the replica votes for a view change without waiting for its view timeout.
+    leader_loss_ticks: int = 5
     # Messages for later heights or views kept per sender until they become current,
     # bounded in count and in bytes (one full proposal and its votes fit).
     max_buffered_per_sender: int = 16
@@ -101,6 +105,7 @@ class ReplicaConfig:
         _require_positive("view_timeout_ticks", self.view_timeout_ticks)
         _require_positive("retransmit_interval_ticks", self.retransmit_interval_ticks)
         _require_positive("fetch_retry_ticks", self.fetch_retry_ticks)
+        _require_positive("leader_loss_ticks", self.leader_loss_ticks)
         _require_positive("max_buffered_per_sender", self.max_buffered_per_sender)
         _require_positive("certificate_cache_size", self.certificate_cache_size)
         _require_positive("max_payload_bytes", self.max_payload_bytes)

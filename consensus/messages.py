@@ -30,7 +30,8 @@ from consensus.certificates import (
 from consensus.config import DEFAULT_MAX_PAYLOAD_BYTES, MAX_VALIDATORS
 
 # 2: view changes and new views name their epoch (a validator set; indexes are per epoch).
-WIRE_VERSION = 2
+# 3: a commit carries (and signs) its signer's clock reading; certificates may be timed.
+WIRE_VERSION = 3
 KIND_PRE_PREPARE = 1
 KIND_PREPARE = 2
 KIND_COMMIT = 3
@@ -90,9 +91,14 @@ class Commit:
     digest: bytes
     sender: int
     signature: bytes
+    # The signer's clock when it signed (ms since 1970), inside the signed bytes: the
+    # certificate's readings certify when the block committed (bfttime.py).
+    time_ms: int = 0
 
     def signing_bytes(self, chain_id: str) -> bytes:
-        return vote_signing_bytes(chain_id, PHASE_COMMIT, self.view, self.height, self.digest)
+        return vote_signing_bytes(
+            chain_id, PHASE_COMMIT, self.view, self.height, self.digest, self.time_ms
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +241,18 @@ def encode_message(msg: Message) -> bytes:
     body: list[object]
     if isinstance(msg, PrePrepare):
         body = [KIND_PRE_PREPARE, *_pre_prepare_wire(msg)]
-    elif isinstance(msg, Prepare | Commit):
-        kind = KIND_PREPARE if isinstance(msg, Prepare) else KIND_COMMIT
-        body = [kind, msg.view, msg.height, msg.digest, msg.sender, msg.signature]
+    elif isinstance(msg, Prepare):
+        body = [KIND_PREPARE, msg.view, msg.height, msg.digest, msg.sender, msg.signature]
+    elif isinstance(msg, Commit):
+        body = [
+            KIND_COMMIT,
+            msg.view,
+            msg.height,
+            msg.digest,
+            msg.sender,
+            msg.signature,
+            msg.time_ms,
+        ]
     elif isinstance(msg, Checkpoint):
         body = [KIND_CHECKPOINT, msg.height, msg.state_root, msg.sender, msg.signature]
     elif isinstance(msg, ViewChange):
@@ -296,15 +311,24 @@ def _decode_value(value: object, max_payload_bytes: int) -> Message:
     fields = value[2:]
     if kind == KIND_PRE_PREPARE:
         return _decode_pre_prepare(fields, max_payload_bytes)
-    if kind in (KIND_PREPARE, KIND_COMMIT):
-        _expect_len(fields, 5, "prepare/commit")
-        cls = Prepare if kind == KIND_PREPARE else Commit
-        return cls(
+    if kind == KIND_PREPARE:
+        _expect_len(fields, 5, "prepare")
+        return Prepare(
             parse_uint(fields[0], "view"),
             parse_uint(fields[1], "height"),
             parse_digest(fields[2], "digest"),
             _sender(fields[3]),
             _signature(fields[4]),
+        )
+    if kind == KIND_COMMIT:
+        _expect_len(fields, 6, "commit")
+        return Commit(
+            parse_uint(fields[0], "view"),
+            parse_uint(fields[1], "height"),
+            parse_digest(fields[2], "digest"),
+            _sender(fields[3]),
+            _signature(fields[4]),
+            parse_uint(fields[5], "time_ms"),
         )
     if kind == KIND_CHECKPOINT:
         _expect_len(fields, 4, "checkpoint")

@@ -101,6 +101,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         )
         self._last_height = config.last_height
         self._now = 0
+        self._clock_ms = 0  # the host's clock, given by clock(); signed into commit votes
         self._executed = committed_height
         self._delivered = committed_height
         self._delivered_at_tick = 0
@@ -117,6 +118,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         self._ticks_since_progress = 0
         self._normal_since_tick = 0
         self._ticks_in_view_change = 0
+        self._leader_down_ticks = 0
         self._failed_views = 0
         self._view_changes: dict[int, ViewChange] = {}  # sender -> its highest view change
         self._new_view_message: NewView | None = None
@@ -182,8 +184,17 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     # ------------------------------------------------------------------------ public interface
 
-    def tick(self) -> list[Action]:
-        return self._run(self._on_tick)
+    def clock(self, now_ms: int) -> None:
+        """The host's clock reading (ms since 1970), given before an input: the replica reads
+        no clock itself, and signs the latest reading into the commit votes it makes."""
+        if isinstance(now_ms, bool) or not isinstance(now_ms, int) or now_ms < 0:
+            raise ValueError("now_ms must be a non-negative integer")
+        self._clock_ms = now_ms
+
+    def tick(self, *, leader_reachable: bool = True) -> list[Action]:
+        """One tick. leader_reachable: False when the node's link to the leader of the
+        current view is down (a liveness hint only: see _leader_lost)."""
+        return self._run(lambda: self._on_tick(leader_reachable))
 
     def receive(self, msg: Message) -> list[Action]:
         """Handle one message from the network. Never raises on bad remote input."""
@@ -308,11 +319,15 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     # ---------------------------------------------------------------------------------- ticks
 
-    def _on_tick(self) -> None:
+    def _on_tick(self, leader_reachable: bool = True) -> None:
         self._now += 1
         if self._me is not None and not self.epoch_finished:
             if self._normal:
                 self._ticks_since_progress += 1
+                if self._leader_lost(leader_reachable):
+                    self._count("view_changes.leader_lost")
+                    self._start_view_change(self._view + 1)
+                    return
                 if self._ticks_since_progress >= self._timeout_ticks():
                     self._count("view_changes.timeout")
                     self._start_view_change(self._view + 1)
@@ -557,9 +572,14 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             )
             self._prepared_payload = proposal.payload
             # _run persists the new prepared certificate before the commit leaves.
-            signature = self._sign_vote(PHASE_COMMIT, slot.view, slot.height, proposal.digest)
+            time_ms = self._clock_ms
+            signature = self._sign_vote(
+                PHASE_COMMIT, slot.view, slot.height, proposal.digest, time_ms
+            )
             if signature is not None:
-                commit = Commit(slot.view, slot.height, proposal.digest, self._me, signature)
+                commit = Commit(
+                    slot.view, slot.height, proposal.digest, self._me, signature, time_ms
+                )
                 slot.commits[self._me] = commit
                 self._broadcast(commit)
         self._check_committed()
@@ -571,7 +591,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         for digest in slot.commit_digests():
             signatures = slot.commit_signatures(digest)
             if len(signatures) >= self._quorum:
-                certificate = CommitCertificate(slot.height, slot.view, digest, signatures)
+                certificate = slot.commit_certificate(digest)
                 self._remember_certificate(certificate)
                 slot.decided = certificate
                 self._try_deliver()

@@ -37,6 +37,7 @@ class ReplicaBase:
     _rules: ViewChangeRules
     _guard: SigningGuard
     _now: int
+    _clock_ms: int  # the host's latest clock reading (Replica.clock), signed into commits
     # Chain progress: delivered >= executed; both only grow (checked, invariants.py).
     _executed: int
     _delivered: int
@@ -56,6 +57,7 @@ class ReplicaBase:
     _ticks_since_progress: int
     _normal_since_tick: int  # when the current view started normal operation
     _ticks_in_view_change: int
+    _leader_down_ticks: int  # ticks in a row the node reported the leader's link down
     _slot: Slot
     # Checkpoints and garbage collection.
     _checkpoints: CheckpointTracker
@@ -130,13 +132,18 @@ class ReplicaBase:
             raise TypeError(f"App.digest must return {DIGEST_BYTES} bytes")
         return digest
 
-    def _sign_vote(self, phase: str, view: int, height: int, digest: bytes) -> bytes | None:
+    def _sign_vote(
+        self, phase: str, view: int, height: int, digest: bytes, time_ms: int = 0
+    ) -> bytes | None:
         """Sign a vote if the last-signed guard allows it; the record is persisted first (the
-        guard's record changed, so the input's output starts with a Persist)."""
+        guard's record changed, so the input's output starts with a Persist). A commit vote
+        signs time_ms too; the guard judges (phase, view, height, digest) only."""
         if self._me is None or not self._guard.allows_vote(phase, view, height, digest):
             return None
         self._guard.record_vote(phase, view, height, digest)
-        return self._sign(vote_signing_bytes(self._config.chain_id, phase, view, height, digest))
+        return self._sign(
+            vote_signing_bytes(self._config.chain_id, phase, view, height, digest, time_ms)
+        )
 
     def _timeout_ticks(self) -> int:
         doublings = min(self._failed_views, _MAX_TIMEOUT_DOUBLINGS)

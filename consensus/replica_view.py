@@ -33,6 +33,27 @@ class ViewChangeMixin(ReplicaBase):
         self._count("view_changes.censorship")
         self._start_view_change(self._view + 1)
 
+    def _leader_lost(self, leader_reachable: bool) -> bool:
+        """The view timeout's shortcut for a leader whose link is gone (kill -9 closes its
+        sockets at once): vote to leave the view after leader_loss_ticks instead of the whole
+        timeout. A view-change vote is always safe (it only costs liveness), so this rests on
+        no one's word; what keeps it from driving views: the link must be down that many
+        ticks in a row (a flapping link never gets there), with no block delivered or
+        executed for as long (a leader that commits through the others is left alone), in a
+        view that has run normally as long (a new leader gets time to connect). So it moves
+        this replica at most one view per leader_loss_ticks, and alone it only waits in the
+        view change: the others follow only when f + 1 ask (_maybe_join_view_change)."""
+        if leader_reachable or self._config.leader_of(self._view) == self._me:
+            self._leader_down_ticks = 0
+            return False
+        self._leader_down_ticks += 1
+        need = self._config.leader_loss_ticks
+        return (
+            self._leader_down_ticks >= need
+            and self._ticks_since_progress >= need
+            and self._now - self._normal_since_tick >= need
+        )
+
     def _start_view_change(self, target: int) -> None:
         """Vote to leave the current view for `target` (the new view and the guard's record
         make the input's output start with a Persist)."""
@@ -44,6 +65,7 @@ class ViewChangeMixin(ReplicaBase):
         self._normal = False
         self._failed_views += 1
         self._ticks_in_view_change = 0
+        self._leader_down_ticks = 0
         self._new_view_message = None
         self._slot = Slot(max(self._delivered + 1, self._floor), target, self._now)
         own = self._make_view_change(target)
@@ -264,6 +286,7 @@ class ViewChangeMixin(ReplicaBase):
         self._floor = decision.floor_height
         self._new_view_message = nv
         self._ticks_since_progress = 0
+        self._leader_down_ticks = 0
         self._normal_since_tick = self._now
         for sender in sorted(self._view_changes):
             if self._view_changes[sender].new_view <= nv.view:

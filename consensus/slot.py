@@ -33,6 +33,17 @@ class Slot:
             if self.commits[sender].digest == digest
         )
 
+    def commit_certificate(self, digest: bytes) -> CommitCertificate:
+        """The timed certificate of the commits for `digest` (each with its signer's time)."""
+        senders = [s for s in sorted(self.commits) if self.commits[s].digest == digest]
+        return CommitCertificate(
+            self.height,
+            self.view,
+            digest,
+            tuple((s, self.commits[s].signature) for s in senders),
+            tuple(self.commits[s].time_ms for s in senders),
+        )
+
     def commit_digests(self) -> list[bytes]:
         """Distinct digests that have commits, in sender order (deterministic)."""
         digests: list[bytes] = []

@@ -20,6 +20,7 @@ from bench_net import (
     Sampler,
     SubmitStats,
     cpu_seconds,
+    live_pid,
     submit_batch,
 )
 from bench_report import percentiles, slope_per_s
@@ -120,6 +121,24 @@ def _node_snapshot(net: LocalTestnet, pids: list[int]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def measure_idle(net: Any, seconds: float) -> dict[str, Any]:
+    """Node CPU and blocks over `seconds` with no load (the chain still makes a block every
+    max_block_interval): one point of bench_report.cost_split."""
+    pids = [live_pid(net, i) for i in range(len(net.names))]
+    before = _node_snapshot(net, pids)
+    started = time.monotonic()
+    time.sleep(seconds)
+    after = _node_snapshot(net, pids)
+    wall = time.monotonic() - started
+    cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
+    return {
+        "seconds": round(wall, 1),
+        "node_cpu_s": round(cpu, 2),
+        "cores": round(cpu / wall, 3),
+        "blocks": after[0]["height"] - before[0]["height"],
+    }
 
 
 def _cpu_table(before: list[dict[str, Any]], after: list[dict[str, Any]], wall_s: float) -> Any:

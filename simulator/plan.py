@@ -82,6 +82,9 @@ class RunPlan:
     # the keyring derives (added identities and rotated keys use keys n, n + 1, ...).
     changes: tuple[PlannedChange, ...] = ()
     key_count: int = 0
+    # The replicas' leader_loss_ticks: the node tells its replica on every tick whether its
+    # link to the leader is up (down: the leader crashed or sits across a partition).
+    leader_loss_ticks: int = 5
 
     @property
     def f(self) -> int:
@@ -168,7 +171,8 @@ def plan_for_seed(
         real_signatures=seed % 50 == 7,
         mutations=mutations,
         gap_tx_every=rng.choice([0, 0, 3, 10]),
-        background_execution=rng.random() < 0.5,  # drawn last: the draws above stay as they were
+        background_execution=rng.random() < 0.5,  # drawn late: the draws above stay as they were
+        leader_loss_ticks=rng.choice([2, 3, 5]),
     )
     if reconfig is None:
         share = random.Random(f"{seed}/reconfig-share").random()

@@ -208,6 +208,11 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
     def _dispatch(self, event: tuple[object, ...]) -> None:
         kind = event[0]
         self._trace.update(f"{self.now}:{kind}:{event[1] if len(event) > 1 else ''};".encode())
+        if kind in ("msg", "tick", "execute", "propose", "fetch"):
+            # The node's clock is the virtual time: its commits sign it (certified time).
+            clocked = self.nodes[cast(int, event[1])].host
+            if clocked is not None:
+                clocked.replica.clock(self.now)
         if kind == "msg":
             node = self.nodes[cast(int, event[1])]
             msg = cast(Message, event[3])
@@ -255,6 +260,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             fetch_retry_ticks=plan.retransmit_interval_ticks * 2,
             epoch=epoch.number,
             first_height=epoch.start_height,
+            leader_loss_ticks=plan.leader_loss_ticks,
             mutations=plan.mutations - SIM_MUTATIONS,
         )
 
@@ -361,13 +367,29 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             self.count("ticks_coalesced")  # the driver's ticker waits for the one before
             return
         # Bound when the input runs, not now: by then the host may run the next epoch's.
-        host.input(lambda: host.replica.tick(), "tick")
+        host.input(
+            lambda: host.replica.tick(leader_reachable=self._leader_reachable(node, host.replica)),
+            "tick",
+        )
         host.input(lambda: self._after_tick(node, host.replica), "after-tick")
 
     def _on_sync(self, node: Node, host: Host) -> None:
         node.sync_scheduled = False
         self.count("sync_polls")
         self._on_fetch(node, host, tuple(self.sync_sources(node, self.nodes)))
+
+    def _leader_reachable(self, node: Node, replica: Replica) -> bool:
+        """What the node's p2p would report: a link to some live instance of the leader's
+        identity (the leader's index in the replica's epoch), on this side of any partition."""
+        identity = node.epoch.identity_at(replica.leader)
+        for leader in self.by_identity.get(identity, []) if identity is not None else []:
+            if (
+                leader.host is not None
+                and (self.healed or self.group[leader.index] == self.group[node.index])
+                and self.linked(node, leader)
+            ):
+                return True
+        return False
 
     def _after_tick(self, node: Node, replica: Replica) -> list[Action]:
         status = replica.status()

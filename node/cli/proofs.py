@@ -1,7 +1,7 @@
 """CLI commands for receipts, state proofs, provenance bundles and offline verification.
 
     chain receipt TX_ID -o FILE             fetch a receipt from a node
-    chain prove item|record|notary ... -o   fetch a state proof (presence or absence)
+    chain prove item|record|notary|account  fetch a state proof (presence or absence)
     chain item export ID -o DIR             fetch an item's provenance bundle
     chain verify PATH --genesis GENESIS     check any of them offline (no node)
     chain notarize --verify DOC --receipt F check that a document was anchored
@@ -30,10 +30,13 @@ from node.cli.common import CliError, client_opts, subcommand
 from node.ledger import apps
 from node.ledger.genesis import Genesis, load_genesis
 from node.proofs import provenance
+from node.proofs.describe import account_names, who
+from node.proofs.rules import rule_lines
 from node.proofs.verify import (
     Facts,
     ReceiptFacts,
     StateFacts,
+    TsaTrust,
     VerificationError,
     dump_json,
     summary_lines,
@@ -108,8 +111,11 @@ class NodeProofs:
         answer = self.call("item_history", {"item": item, "start": 0, "limit": max(1, count)})
         return [bytes.fromhex(step["tx_id"]) for step in answer["steps"][:count]]
 
-    def receipt(self, tx_id: bytes) -> dict[str, Any]:
-        return dict(self.call("receipt_get", {"tx_id": tx_id.hex()}))
+    def receipt(self, tx_id: bytes, *, tsa: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"tx_id": tx_id.hex()}
+        if tsa:
+            params["tsa"] = True
+        return dict(self.call("receipt_get", params))
 
     def close(self) -> None:
         self.client.close()
@@ -143,16 +149,17 @@ def cmd_receipt(args: argparse.Namespace) -> int:
     from node.rpc.client import RpcCallError
 
     node = NodeProofs(args)
+    tx_id = bytes.fromhex(args.tx_id)
     try:
         try:
-            doc = node.receipt(bytes.fromhex(args.tx_id))
+            doc = node.receipt(tx_id, tsa=args.tsa)
         except RpcCallError as exc:
             data = exc.data if isinstance(exc.data, dict) else {}
             if exc.code != NOT_FOUND or data.get("status") != "pending":
                 raise
             remaining_ms = max(1, int((node.deadline - time.monotonic()) * 1000))
             node.call("tx_wait", {"tx_id": args.tx_id, "timeout_ms": remaining_ms})
-            doc = node.receipt(bytes.fromhex(args.tx_id))
+            doc = node.receipt(tx_id, tsa=args.tsa)
     finally:
         node.close()
     _write_document(doc, args.out)
@@ -160,11 +167,27 @@ def cmd_receipt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _account_key(args: argparse.Namespace) -> str:
+    """An account's public key (hex) from its key or a genesis account's name."""
+    given = args.id or ""
+    if len(given) == 64 and all(c in "0123456789abcdef" for c in given):
+        return given
+    if not given:
+        raise CliError("give the account's public key (hex) or a genesis account's name")
+    genesis = _load_genesis(args.genesis)
+    for account in genesis.accounts:
+        if account.name == given:
+            return account.public_key.hex()
+    raise CliError(f"no genesis account is named {given!r}: give its public key (hex)")
+
+
 def cmd_prove(args: argparse.Namespace) -> int:
     if args.subject == "item":
         method, params = "item_get", {"item": args.id}
     elif args.subject == "record":
         method, params = "record_get", {"ns": args.id, "key": args.key_name}
+    elif args.subject == "account":
+        method, params = "account_get", {"account": _account_key(args)}
     else:
         if args.file:
             digest = hashlib.sha256(Path(args.file).read_bytes()).hexdigest()
@@ -175,7 +198,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
         method, params = "notary_get", {"digest": digest}
     node = NodeProofs(args)
     try:
-        doc = node.call(method, {**params, "prove": True})["proof"]
+        extra = {"tsa": True} if args.tsa else {}
+        doc = node.call(method, {**params, "prove": True, **extra})["proof"]
     finally:
         node.close()
     _write_document(doc, args.out)
@@ -203,8 +227,6 @@ def cmd_item_export(args: argparse.Namespace) -> int:
 
 
 def bundle_lines(bundle: provenance.BundleFacts, genesis: Genesis) -> list[str]:
-    from node.proofs.verify import account_names, who
-
     names = account_names(genesis)
     lines = [
         "BUNDLE VERIFIED",
@@ -219,27 +241,64 @@ def bundle_lines(bundle: provenance.BundleFacts, genesis: Genesis) -> list[str]:
             f"{utc_text(facts.steps[0].block.header.timestamp_ms)}"
         )
     lines.append(f"  chain        {genesis.chain_id}, genesis {genesis.hash.hex()}")
+    lines.append("  rules checked")
+    lines += rule_lines(bundle.rules)
     return lines
+
+
+def _trust(args: argparse.Namespace) -> TsaTrust | None:
+    path = getattr(args, "tsa_cert", None)
+    if not path:
+        return None
+    try:
+        return TsaTrust.from_pem(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--tsa-cert {path}: {exc}") from exc
 
 
 def _fail(args: argparse.Namespace, error: VerificationError) -> int:
     if args.json:
-        print(json.dumps({"ok": False, "part": error.part, "reason": error.reason}, indent=2))
-    print(f"error: NOT VERIFIED: {error.part}: {error.reason}", file=sys.stderr)
+        answer = {"ok": False, "part": error.part, "reason": error.reason, "rule": error.rule}
+        print(json.dumps(answer, indent=2))
+    rule = f" (rule {error.rule})" if error.rule else ""
+    print(f"error: NOT VERIFIED: {error.part}: {error.reason}{rule}", file=sys.stderr)
     return 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     genesis = _load_genesis(args.genesis)
     path = Path(args.path)
+    trust = _trust(args)
     try:
         if path.is_dir():
             bundle = provenance.verify_bundle(provenance.read_bundle(path), genesis)
-            summary = {"ok": True, "kind": "bundle", "item": bundle.root}
+            summary = {
+                "ok": True,
+                "kind": "bundle",
+                "item": bundle.root,
+                "rules": list(bundle.rules),
+            }
             lines = bundle_lines(bundle, genesis)
         else:
-            facts = verify_bytes(path.read_bytes(), genesis)
-            summary = {"ok": True, "kind": facts.statement["kind"], "statement": facts.statement}
+            facts = verify_bytes(path.read_bytes(), genesis, tsa=trust)
+            summary = {
+                "ok": True,
+                "kind": facts.statement["kind"],
+                "statement": facts.statement,
+                "rules": list(facts.rules),
+                "timestamps": [
+                    {
+                        "height": t.height,
+                        "block_hash": t.block_hash.hex(),
+                        "gen_time_ms": t.gen_time_ms,
+                        "gen_time_utc": utc_text(t.gen_time_ms),
+                        "authority": t.authority,
+                        "serial": t.serial,
+                        "trusted": t.trusted,
+                    }
+                    for t in facts.timestamps
+                ],
+            }
             lines = summary_lines(facts, genesis)
     except VerificationError as error:
         return _fail(args, error)
@@ -308,6 +367,11 @@ def add_proof_commands(sub: Any) -> None:
     )
     p.add_argument("tx_id", help="64 hex characters")
     p.add_argument("-o", "--out", help="file to write (default: stdout)")
+    p.add_argument(
+        "--tsa",
+        action="store_true",
+        help="include the RFC 3161 timestamp of the next time-stamped checkpoint",
+    )
     _genesis_opt(p)
     client_opts(p)
 
@@ -317,14 +381,20 @@ def add_proof_commands(sub: Any) -> None:
         "fetch a state proof: an item's custodian, a record, an anchor, or their absence",
         "chain prove item pallet-7 -o custody.json\n"
         "chain prove record customs declaration-77 -o record.json\n"
-        "chain prove notary --file contract.pdf -o anchor.json",
+        "chain prove notary --file contract.pdf -o anchor.json\n"
+        "chain prove account maker -o maker.json",
         cmd_prove,
     )
-    p.add_argument("subject", choices=["item", "record", "notary"])
-    p.add_argument("id", nargs="?", help="item id, record namespace, or digest (hex)")
+    p.add_argument("subject", choices=["item", "record", "notary", "account"])
+    p.add_argument(
+        "id",
+        nargs="?",
+        help="item id, record namespace, digest (hex), or account key (hex) or genesis name",
+    )
     p.add_argument("key_name", nargs="?", metavar="key", help="record key")
     p.add_argument("--file", help="notary: the document whose SHA-256 to look up")
     p.add_argument("-o", "--out", help="file to write (default: stdout)")
+    p.add_argument("--tsa", action="store_true", help="include an RFC 3161 timestamp")
     _genesis_opt(p)
     client_opts(p)
 
@@ -333,11 +403,18 @@ def add_proof_commands(sub: Any) -> None:
         "verify",
         "check a receipt, a state proof or a provenance bundle offline (no node needed)",
         "chain verify receipt.json --genesis genesis.toml\n"
+        "chain verify receipt.json --genesis genesis.toml --tsa-cert tsa-ca.pem\n"
         "chain verify pallet-7-bundle/ --genesis genesis.toml",
         cmd_verify,
     )
     p.add_argument("path", help="a receipt or state proof (JSON), or a bundle directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--tsa-cert",
+        metavar="PEM",
+        help="the CA certificate(s) of the time-stamping authority you trust (and optionally "
+        "its own certificate, then pinned): checks the document's RFC 3161 timestamps",
+    )
     _genesis_opt(p)
 
 

@@ -70,6 +70,16 @@ async def verify_batch(txs: Sequence[Transaction]) -> list[bool]:
     return verify_all(txs)  # every verdict is made now: no verification happens here
 
 
+def _certified(tx: Transaction) -> bool:
+    """The signature verdict for a tx of a block with a verified commit certificate."""
+    return True
+
+
+def _changes_epochs(committed: Committed) -> bool:
+    writes = committed.outcome.writes
+    return governance.NEXT in writes or governance.EPOCH in writes
+
+
 @dataclass
 class SubmitOutcome:
     tx_id: bytes | None
@@ -109,6 +119,10 @@ class Chain:
         }
         self.clock = ClockWatch(clock_ms, lambda: self.params.max_clock_drift_ms)
         self._epoch_params: dict[int, ConsensusParams] = {}
+        # epoch_for(h) above the head, for the head it was read at: the state it comes from
+        # changes only with the head, and it is asked several times per message and tick.
+        self._epochs_ahead: dict[int, Epoch] = {}
+        self._epochs_ahead_head: object = None
 
     # --- epochs ------------------------------------------------------------------------------
 
@@ -121,7 +135,16 @@ class Chain:
             return self.store.epoch_at(height)
         if height > head + 2:
             raise ValueError(f"the epoch of block {height} is not known yet (head {head})")
-        return Epoch.from_state(governance.epoch_for_height(self.store.state_reader(), height))
+        head_obj = self.store.head
+        if self._epochs_ahead_head is not head_obj:
+            self._epochs_ahead = {}
+            self._epochs_ahead_head = head_obj
+        epoch = self._epochs_ahead.get(height)
+        if epoch is None:
+            state = self.store.state_reader()
+            epoch = Epoch.from_state(governance.epoch_for_height(state, height))
+            self._epochs_ahead[height] = epoch
+        return epoch
 
     @property
     def params(self) -> ConsensusParams:
@@ -269,6 +292,14 @@ class Chain:
         except BlockInvalid as exc:
             return exc
 
+    def decode_detached(self, payload: bytes) -> Block:
+        """Decode a payload, raising BlockInvalid, without touching the cache: safe in a
+        worker thread (block sync decodes there)."""
+        block = self._decode_detached(payload)
+        if isinstance(block, BlockInvalid):
+            raise block
+        return block
+
     def decode_payload(self, payload: bytes) -> Block:
         block = self._decoded.get(payload)
         if block is None:
@@ -383,19 +414,60 @@ class Chain:
         crash_point("committed-before-answer")
         # Read by the on_commit callbacks (the commit-duration histogram of /metrics).
         self.last_commit_s = time.perf_counter() - started
-        self.mempool.remove_committed(block.txs)
-        if block.txs:
-            self.mempool.recheck()
-        self.clock.committed(block.header.timestamp_ms)
-        self.counters["blocks_committed"] += 1
-        self.counters["txs_committed"] += len(block.txs)
-        for tx in block.txs:
-            event = self._waiters.pop(tx.tx_id, None)
-            if event is not None:
-                event.set()
-        for callback in self.on_commit:
-            callback(committed)
+        self._after_commit([committed])
         return committed
+
+    async def commit_certified(self, items: Sequence[tuple[Block, bytes]]) -> list[Committed]:
+        """Commit consecutive blocks fetched by block sync, whose commit certificates the
+        caller has verified against their epoch's validator set, in ONE write transaction.
+
+        Their transactions' signatures are not checked again: a valid commit certificate
+        means a quorum committed the block, so at least f + 1 honest validators prepared it,
+        and an honest validator prepares a block only after checking every signature in it
+        (docs/CONSENSUS.md "Catching up"). Every other check of commit_block runs. The run
+        stops after a block that schedules or enacts an epoch change (the caller checks the
+        next certificates against the new set); returns what was committed."""
+        if not items:
+            return []
+        for block, _ in items:
+            if not block.payload:
+                raise ValueError("a certified block must carry its payload")
+        started = time.perf_counter()
+        try:
+            done = await trio.to_thread.run_sync(self._commit_certified_sync, list(items))
+        except StoreError as exc:
+            self.halted = str(exc)
+            raise
+        crash_point("committed-before-answer")
+        self.last_commit_s = (time.perf_counter() - started) / max(1, len(done))
+        self._after_commit(done)
+        return done
+
+    def _commit_certified_sync(self, items: list[tuple[Block, bytes]]) -> list[Committed]:
+        return self.store.commit_blocks(
+            items,
+            chain_id=self.genesis.chain_id,
+            signature_ok=_certified,
+            stop_after=_changes_epochs,
+        )
+
+    def _after_commit(self, done: Sequence[Committed]) -> None:
+        """What follows a commit on the event loop: the mempool, counters, waiters, pushes."""
+        txs = [tx for committed in done for tx in committed.block.txs]
+        self.mempool.remove_committed(txs)
+        if txs:
+            self.mempool.recheck()
+        for committed in done:
+            block = committed.block
+            self.clock.committed(block.header.timestamp_ms)
+            self.counters["blocks_committed"] += 1
+            self.counters["txs_committed"] += len(block.txs)
+            for tx in block.txs:
+                event = self._waiters.pop(tx.tx_id, None)
+                if event is not None:
+                    event.set()
+            for callback in self.on_commit:
+                callback(committed)
 
     def _commit_sync(self, block: Block, certificate: bytes) -> Committed:
         return self.store.commit_block(

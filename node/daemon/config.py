@@ -98,6 +98,17 @@ class StorageSection:
 
 
 @dataclass(frozen=True)
+class TsaSection:
+    """RFC 3161 timestamps of checkpoints (node/daemon/reactors/timestamps.py); off while
+    `url` is empty. key_file: an account key file ("ed25519:" + hex seed) whose account
+    signs the checkpoint.timestamp transactions (grant it an account first)."""
+
+    url: str = ""
+    key_file: str = ""
+    timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     home: Path
     node: NodeSection = field(default_factory=NodeSection)
@@ -106,6 +117,7 @@ class NodeConfig:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    tsa: TsaSection = field(default_factory=TsaSection)
 
     def path(self, relative: str) -> Path:
         p = Path(relative)
@@ -151,6 +163,7 @@ SECTIONS = {
     "gateway": GatewaySection,
     "mempool": MempoolSection,
     "storage": StorageSection,
+    "tsa": TsaSection,
 }
 
 
@@ -199,6 +212,10 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError(f"{path}: [node] log_format must be text or json")
     split_address(config.gateway.listen, f"{path}: [gateway] listen")
     _check_p2p(config.p2p, f"{path}: [p2p]")
+    if config.tsa.url and not config.tsa.url.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: [tsa] url must be an http:// or https:// URL")
+    if config.tsa.url and not config.tsa.key_file:
+        raise ConfigError(f"{path}: [tsa] needs key_file (the account that records tokens)")
     sock = str(config.socket_path.absolute())
     if len(sock.encode()) >= MAX_SOCKET_PATH_BYTES:
         raise ConfigError(

@@ -12,6 +12,7 @@ On start the node commits the journaled blocks first (node.py, consensus.ready.r
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -53,6 +54,19 @@ FetchFn = Callable[[int, tuple[int, ...]], None]
 CENSORSHIP_CHECK_INTERVAL_MS = 1000
 # Room a full block may leave: the block-byte margin of build_proposal and one tx.
 BLOCK_BYTES_MARGIN = 4096
+# How long the first waiting transaction waits for company before the leader proposes it
+# (a full block goes at once). A block round costs every validator about the same CPU
+# whatever it carries, so a block per transaction spends the cores on rounds at light load
+# (BENCHMARKS.md: 50 tx/s made 53 blocks/s and took 1.5 of the 2 cores). Under load the
+# oldest waiting transaction has waited a whole round already, so this adds nothing there.
+# The same delay, counted from the last commit, holds back the block that certifies a
+# non-empty block's state root, so that it carries the transactions arriving meanwhile
+# instead of running as an empty round of its own.
+BATCH_MS = 100
+# How long the link to the leader must stay down (with no commit meanwhile) before this
+# validator votes to leave the view, instead of the whole view timeout (ReplicaConfig
+# leader_loss_ticks; docs/CONSENSUS.md "Timeouts").
+LEADER_LOSS_MS = 500
 
 
 class _App:
@@ -80,6 +94,7 @@ class ConsensusDriver:
         fetch: FetchFn,
         key_for_epoch: Callable[[Epoch], crypto.SigningKey] | None = None,
         on_epoch: Callable[[Epoch, Epoch], None] | None = None,
+        link_up: Callable[[bytes], bool] | None = None,
     ) -> None:
         """key_for_epoch: the node key to sign with in an epoch (a validator's key may rotate
         by governance); on_epoch(current, next): called when the replica moves to a new
@@ -88,6 +103,7 @@ class ConsensusDriver:
         self.tick_ms = chain.genesis.consensus.tick_ms
         self._key_for_epoch = key_for_epoch or (lambda epoch: key)
         self._on_epoch = on_epoch
+        self._link_up = link_up
         self.key = key
         head = chain.store.head
         epoch = chain.epoch_for(head.height + 1)
@@ -119,6 +135,9 @@ class ConsensusDriver:
         self.round_ms = 0
         self._propose_started_ms = 0
         self.wakeup = trio.Event()
+        # When the proposer task looks again for a batch that is not due yet (trio time).
+        self._propose_at = math.inf
+        self._proposer_scope: trio.CancelScope | None = None
         self._complained_view = -1
 
     # --- epochs ------------------------------------------------------------------------------
@@ -144,6 +163,7 @@ class ConsensusDriver:
             view_timeout_ticks=max(2, params.view_timeout_ms // params.tick_ms),
             max_view_timeout_ticks=max(4, params.max_view_timeout_ms // params.tick_ms),
             censorship_timeout_ticks=max(2, params.censorship_timeout_ms // params.tick_ms),
+            leader_loss_ticks=max(1, LEADER_LOSS_MS // params.tick_ms),
             max_payload_bytes=params.max_block_bytes,
             max_buffered_bytes_per_sender=params.max_block_bytes + (1 << 20),
             epoch=epoch.number,
@@ -193,6 +213,12 @@ class ConsensusDriver:
         if self._on_epoch is not None:
             self._on_epoch(current, upcoming)
 
+    def _clocked(self) -> Replica:
+        """The replica, told the time first: it reads no clock, and signs this reading into
+        the commit votes the coming input makes (certified time, docs/PROTOCOL.md)."""
+        self.replica.clock(self.chain.clock_ms())
+        return self.replica
+
     @property
     def is_validator(self) -> bool:
         return self.config.my_index is not None
@@ -216,15 +242,23 @@ class ConsensusDriver:
         if self.chain.halted:
             return
         async with self._lock:
-            await self._carry_out(self.replica.tick())
+            await self._carry_out(self._clocked().tick(leader_reachable=self._leader_reachable()))
             if self._censored():
                 self._complained_view = self.replica.view
                 log.warning(
                     "a transaction has waited %d ms while blocks commit: voting for a view change",
                     self.chain.mempool.oldest_age_ms(),
                 )
-                await self._carry_out(self.replica.suspect_censorship())
+                await self._carry_out(self._clocked().suspect_censorship())
             await self._maybe_propose()
+
+    def _leader_reachable(self) -> bool:
+        if self._link_up is None or not self.is_validator:
+            return True
+        leader = self.replica.leader
+        if leader == self.config.my_index:
+            return True
+        return self._link_up(self.config.validators[leader])
 
     def _censored(self) -> bool:
         """The node's censorship rule (consensus.censorship_suspected), at most once per view
@@ -266,7 +300,7 @@ class ConsensusDriver:
         async with self._lock:
             if self.chain.halted:
                 return
-            await self._carry_out(self.replica.receive(msg), origin)
+            await self._carry_out(self._clocked().receive(msg), origin)
             await self._maybe_propose()
 
     def _blame_link(self, origin: bytes | None, kind: str, detail: str) -> None:
@@ -287,7 +321,7 @@ class ConsensusDriver:
 
     async def executed_by_sync(self, height: int, state_root: bytes) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.executed(height, state_root))
+            await self._carry_out(self._clocked().executed(height, state_root))
             self._follow_schedule()
             await self._maybe_propose()
 
@@ -307,34 +341,78 @@ class ConsensusDriver:
             self._note_commit(committed)
             cert = CommitCertificate.from_bytes(certificate)
             await self._carry_out(
-                self.replica.executed(height, committed.head.state_root, certificate=cert)
+                self._clocked().executed(height, committed.head.state_root, certificate=cert)
             )
             self._follow_schedule()
             await self._maybe_propose()
             return True
 
+    async def apply_synced_batch(self, items: list[tuple[Block, bytes]]) -> int:
+        """Commit consecutive fetched blocks whose certificates the caller has verified (in
+        one write, Chain.commit_certified), reporting each to the replica; how many."""
+        async with self._lock:
+            head = self.chain.store.head.height
+            items = [(b, c) for b, c in items if b.height > head]
+            if not items or items[0][0].height != head + 1:
+                return 0
+            done = await self.chain.commit_certified(items)
+            certificates = dict((b.height, c) for b, c in items)
+            for committed in done:
+                self._note_commit(committed)
+                height = committed.block.height
+                cert = CommitCertificate.from_bytes(certificates[height])
+                await self._carry_out(
+                    self._clocked().executed(height, committed.head.state_root, certificate=cert)
+                )
+                self._follow_schedule()
+            await self._maybe_propose()
+            return len(done)
+
     async def suspect_censorship(self) -> None:
         async with self._lock:
-            await self._carry_out(self.replica.suspect_censorship())
+            await self._carry_out(self._clocked().suspect_censorship())
 
     # --- proposing ---------------------------------------------------------------------------
 
-    def _should_propose(self) -> bool:
+    def _propose_due_in_ms(self) -> int | None:
+        """0: propose now; n > 0: a batch is gathering, look again in n ms; None: nothing to
+        propose (an input or the ticker asks again)."""
         if not self.replica.can_propose or self.chain.halted:
-            return False
-        if self.last_block_txs > 0:  # certify the state root of a non-empty block at once
-            return True
-        if self.chain.mempool.has_ready():
-            return True
-        interval = self.chain.params.max_block_interval_ms
-        return self.chain.clock_ms() - self.last_commit_ms >= interval
+            return None
+        chain = self.chain
+        mempool = chain.mempool
+        since_commit = chain.clock_ms() - self.last_commit_ms
+        if mempool.has_ready():
+            if len(mempool) >= chain.params.max_block_txs:
+                return 0  # a full block is waiting
+            if len(mempool) == 1 and self.last_block_txs <= 1:
+                # Light load (a lone client waiting for each commit, say): no company is
+                # coming, so waiting would only add BATCH_MS to its every transaction.
+                return 0
+            return max(0, BATCH_MS - mempool.oldest_age_ms())
+        if self.last_block_txs > 0:  # certify the state root of a non-empty block soon
+            return max(0, BATCH_MS - since_commit)
+        interval = chain.params.max_block_interval_ms
+        return max(0, interval - since_commit)
 
     async def _maybe_propose(self) -> None:
-        if not self._should_propose():
+        due = self._propose_due_in_ms()
+        if due is None:
+            return
+        if due > 0:
+            self._arm_proposer(due)
             return
         block = self.chain.build_proposal(self.replica.view, self.replica.leader)
         self._propose_started_ms = self.chain.clock_ms()
-        await self._carry_out(self.replica.propose(block.payload))
+        await self._carry_out(self._clocked().propose(block.payload))
+
+    def _arm_proposer(self, due_ms: int) -> None:
+        """Have the proposer task look again in due_ms (a batch due then)."""
+        at = trio.current_time() + due_ms / 1000
+        if at < self._propose_at:
+            self._propose_at = at
+            if self._proposer_scope is not None:
+                self._proposer_scope.deadline = at
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -415,7 +493,7 @@ class ConsensusDriver:
             self.round_ms = now - self.last_commit_ms
         self._propose_started_ms = 0
         self._note_commit(committed)
-        actions = self.replica.executed(height, committed.head.state_root)
+        actions = self._clocked().executed(height, committed.head.state_root)
         self._follow_schedule()  # the next epoch's replica takes over after its last height
         return actions
 
@@ -457,6 +535,10 @@ class ConsensusDriver:
         """Propose as soon as transactions arrive, not only at the next tick."""
         task_status.started()
         while True:
-            await self.wakeup.wait()
+            with trio.move_on_at(self._propose_at) as scope:
+                self._proposer_scope = scope
+                await self.wakeup.wait()
+            self._proposer_scope = None
             self.wakeup = trio.Event()
+            self._propose_at = math.inf
             await self.poke()

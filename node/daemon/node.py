@@ -99,8 +99,12 @@ class Node:
                     await nursery.start(network.router.run)
                     await nursery.start(network.consensus.run, parts.driver.receive)
                     await nursery.start(network.gossip.run)
-                    await nursery.start(network.sync.run, parts.driver.apply_synced)
+                    await nursery.start(
+                        network.sync.run, parts.driver.apply_synced, parts.driver.apply_synced_batch
+                    )
                 await nursery.start(parts.membership.run)
+                if parts.timestamps is not None:
+                    await nursery.start(parts.timestamps.run)
                 await nursery.start(parts.driver.run_ticker)
                 await nursery.start(parts.driver.run_proposer)
                 await nursery.start(parts.diagnosis.run)

@@ -37,12 +37,13 @@ from node.daemon.reactors.blocksync import BlockSyncReactor
 from node.daemon.reactors.consensus import ConsensusReactor
 from node.daemon.reactors.directory import ValidatorDirectory
 from node.daemon.reactors.links import Router, Sender, make_peer_manager
+from node.daemon.reactors.timestamps import TimestampReactor
 from node.daemon.reactors.txgossip import TxGossipReactor
 from node.daemon.replay import quick_check
 from node.daemon.status import StatusReport
 from node.daemon.store import Store, StoreError
 from node.ledger.accounts import account_for_key
-from node.ledger.crypto import SigningKey
+from node.ledger.crypto import SigningKey, read_key_file
 from node.ledger.genesis import Genesis
 from node.ledger.governance import Epoch
 from node.rpc.server import RpcServer
@@ -124,6 +125,14 @@ class Parts:
     diagnosis: Diagnosis
     metrics: Metrics
     gateway: Gateway | None
+    timestamps: TimestampReactor | None = None
+
+
+def _link_up(peers: PeerManager) -> Callable[[bytes], bool]:
+    def up(key: bytes) -> bool:
+        return key in peers.connected_peers()
+
+    return up
 
 
 def may_need_network(config: NodeConfig, genesis: Genesis) -> bool:
@@ -161,6 +170,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         fetch=links.sync.request_blocks if links else _nowhere_to,
         key_for_epoch=membership.key_for_epoch,
         on_epoch=_follow_epochs(links) if links else None,
+        link_up=_link_up(links.peers) if links else None,
     )
     driver.peer_names.update({v.public_key: v.name for v in genesis.validators})
     network = None
@@ -201,6 +211,16 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
     hub = rpc.hub
     chain.on_commit.append(lambda committed: publish_commit(hub, committed))
     diagnosis, metrics, health = build_observe(genesis, key, chain, driver, status, rpc)
+    timestamps = None
+    if config.tsa.url:
+        timestamps = TimestampReactor(
+            chain,
+            url=config.tsa.url,
+            key=read_key_file(config.path(config.tsa.key_file)),
+            submit=intake.submit,
+            timeout_s=config.tsa.timeout_ms / 1000,
+        )
+        chain.on_commit.append(timestamps.on_commit)
     gateway = None
     if config.gateway.enabled:
         gateway = Gateway(config.home, config.gateway, rpc, metrics=metrics, health=health)
@@ -217,6 +237,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         diagnosis,
         metrics,
         gateway,
+        timestamps,
     )
 
 

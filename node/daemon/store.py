@@ -236,24 +236,63 @@ class Store:
         StoreError when the map or disk is full (nothing is written then).
         """
         with self._write_lock:
-            head = self.head
-            header = block.header
-            if header.height != head.height + 1:
-                raise BlockInvalid(f"block {header.height} does not follow head {head.height}")
-            if header.prev_hash != head.block_hash:
-                raise BlockInvalid(f"block {header.height} does not link to our head")
-            if header.state_root != head.state_root or header.results_root != head.results_root:
-                raise Divergence(
-                    f"block {header.height} carries state root {header.state_root.hex()[:16]} "
-                    f"but ours after block {head.height} is {head.state_root.hex()[:16]}: "
-                    "this node's state differs from the certified chain; stopping"
-                )
+            self._check_follows(block)
             with self._writing() as txn:
                 committed = self._write_block(txn, block, certificate, chain_id, signature_ok)
             self._head = committed.head
             if any(key.startswith(governance.EPOCHS) for key in committed.outcome.writes):
                 self._epochs = None  # an epoch began: reload the history on next use
             return committed
+
+    def commit_blocks(
+        self,
+        items: list[tuple[Block, bytes]],
+        *,
+        chain_id: str,
+        signature_ok: Callable[[Transaction], bool],
+        stop_after: Callable[[Committed], bool] = lambda committed: False,
+    ) -> list[Committed]:
+        """commit_block for consecutive certified blocks in ONE write transaction (one synced
+        write for all of them; block sync catching up). Each block is checked and executed
+        on the state its predecessors left, exactly as commit_block would; a failure aborts
+        the whole transaction (nothing written). stop_after(committed) ends the run after a
+        block (its epoch schedule changed, say); the rest are left to the caller."""
+        if not items:
+            return []
+        with self._write_lock:
+            saved_head = self.head
+            done: list[Committed] = []
+            try:
+                with self._writing() as txn:
+                    for block, certificate in items:
+                        self._check_follows(block)
+                        committed = self._write_block(
+                            txn, block, certificate, chain_id, signature_ok
+                        )
+                        self._head = committed.head
+                        done.append(committed)
+                        if stop_after(committed):
+                            break
+            except BaseException:
+                self._head = saved_head
+                raise
+            if any(key.startswith(governance.EPOCHS) for c in done for key in c.outcome.writes):
+                self._epochs = None
+            return done
+
+    def _check_follows(self, block: Block) -> None:
+        head = self.head
+        header = block.header
+        if header.height != head.height + 1:
+            raise BlockInvalid(f"block {header.height} does not follow head {head.height}")
+        if header.prev_hash != head.block_hash:
+            raise BlockInvalid(f"block {header.height} does not link to our head")
+        if header.state_root != head.state_root or header.results_root != head.results_root:
+            raise Divergence(
+                f"block {header.height} carries state root {header.state_root.hex()[:16]} "
+                f"but ours after block {head.height} is {head.state_root.hex()[:16]}: "
+                "this node's state differs from the certified chain; stopping"
+            )
 
     @contextmanager
     def _writing(self) -> Iterator[Any]:

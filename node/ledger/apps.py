@@ -13,6 +13,8 @@ State keys (values are canonical msgpack maps):
   item/<item id>           {"custodian", "registrant", "meta", "parents", "height", "tx", "steps"}
   rec/<ns>\\0<key>          {"owner", "value", "version", "height", "tx"}
   notary/<digest>          {"submitter", "height", "tx", "timestamp_ms", "meta"}
+  tsa/<height, 8 bytes BE> {"response", "block_hash", "gen_time_ms", "submitter", "height",
+                           "tx"}: an RFC 3161 timestamp of block <height> (timestamps.py)
 Index entries (not state; written with the block): item history and record history.
 """
 
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from node.ledger import encoding, governance
+from node.ledger import encoding, governance, timestamps
 from node.ledger.accounts import ROTATED, acct_key, resolve, rotate
 from node.ledger.block import Block
 from node.ledger.errors import BlockInvalid
@@ -169,6 +171,9 @@ def check_block_txs(
     """Raise BlockInvalid unless every tx is structurally valid in order against `state`."""
     next_nonce: dict[bytes, int] = {}
     seen: set[bytes] = set()
+    # Every tx is checked against the state before the block, so a key resolves the same way
+    # for all of a block's txs: resolved once per sender key, not once per tx.
+    resolved: dict[bytes, tuple[bytes, dict[str, Any]] | str] = {}
 
     def reader(key: bytes) -> Any:
         raw = state.get(key)
@@ -180,7 +185,9 @@ def check_block_txs(
         if tx.tx_id in seen or tx_known(tx.tx_id):
             raise BlockInvalid(f"tx {i} ({tx.tx_id.hex()[:16]}) is already in the chain")
         seen.add(tx.tx_id)
-        found = resolve(reader, tx.sender)
+        found = resolved.get(tx.sender)
+        if found is None:
+            found = resolved[tx.sender] = resolve(reader, tx.sender)
         if isinstance(found, str):
             what = "was rotated away" if found == ROTATED else "has no account"
             raise BlockInvalid(f"tx {i}: sender key {tx.sender.hex()[:16]} {what}")
@@ -441,6 +448,48 @@ def _notary_anchor(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
     return {"height": ctx.height, "timestamp_ms": ctx.timestamp_ms}
 
 
+def _checkpoint_timestamp(ctx: _Ctx, account: dict[str, Any]) -> dict[str, Any]:
+    """Record an RFC 3161 response over a recent block: its imprint must be that block's
+    hash (known from the last RECENT_BLOCKS hashes); the first one recorded for a height
+    stays. The authority's signature is the offline verifier's to judge."""
+    a = ctx.tx.args
+    height = a["height"]
+    try:
+        info = timestamps.read_response(a["response"])
+    except timestamps.TokenError as exc:
+        raise Refused("bad_token", str(exc)) from None
+    recent = ctx.state.get(governance.RECENT)
+    known = {h: bh for h, bh in recent["blocks"]} if recent is not None else {}
+    if height not in known:
+        raise Refused(
+            "unknown_block",
+            f"block {height} is not among the last {governance.RECENT_BLOCKS} blocks before "
+            f"{ctx.height}: record a timestamp soon after its block",
+        )
+    if info.imprint != known[height]:
+        raise Refused("wrong_block", f"the token time-stamps another hash than block {height}'s")
+    key = timestamps.tsa_key(height)
+    existing = ctx.state.get(key)
+    if existing is not None:
+        raise Refused(
+            "already_stamped",
+            f"block {height} was time-stamped at height {existing['height']}",
+            {"original_height": existing["height"], "original_tx": existing["tx"]},
+        )
+    ctx.state.put(
+        key,
+        {
+            "response": a["response"],
+            "block_hash": info.imprint,
+            "gen_time_ms": info.gen_time_ms,
+            "submitter": ctx.sender_id,
+            "height": ctx.height,
+            "tx": ctx.tx.tx_id,
+        },
+    )
+    return {"block": height, "gen_time_ms": info.gen_time_ms}
+
+
 def _require_admin(account: dict[str, Any]) -> None:
     if "admin" not in account["roles"]:
         raise Refused("not_permitted", "only an admin account may grant or revoke roles")
@@ -534,4 +583,5 @@ HANDLERS: dict[str, Callable[[_Ctx, dict[str, Any]], dict[str, Any]]] = {
     "gov.propose": _gov_propose,
     "gov.vote": _gov_vote,
     "validator.join": _validator_join,
+    "checkpoint.timestamp": _checkpoint_timestamp,
 }

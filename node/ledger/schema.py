@@ -21,6 +21,7 @@ ROLES = ("admin", "member", "inspector", "governor", "candidate")
 # Given only by genesis or by governance, never by account.grant.
 RESERVED_ROLES = ("governor", "candidate")
 MAX_CERT_CHARS = 4096
+MAX_TSA_RESPONSE_BYTES = 12 * 1024  # = timestamps.MAX_RESPONSE_BYTES
 LIVE_PARAMS = (
     "max_block_txs",
     "max_block_interval_ms",
@@ -52,6 +53,15 @@ def _bytes(length: int) -> Check:
     def check(v: Any) -> str | None:
         if not isinstance(v, bytes) or len(v) != length:
             return f"must be {length} bytes"
+        return None
+
+    return check
+
+
+def _blob(max_bytes: int) -> Check:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, bytes) or not 0 < len(v) <= max_bytes:
+            return f"must be 1 to {max_bytes} bytes"
         return None
 
     return check
@@ -262,6 +272,11 @@ SCHEMAS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     ),
     "validator.join": (
         {"proposal": _positive, "height": _positive, "block_hash": KEY32},
+        {},
+    ),
+    # An RFC 3161 response (DER TimeStampResp) over block `height` (node/ledger/timestamps.py).
+    "checkpoint.timestamp": (
+        {"height": _positive, "response": _blob(MAX_TSA_RESPONSE_BYTES)},
         {},
     ),
 }

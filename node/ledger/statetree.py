@@ -1,6 +1,6 @@
 """Authenticated state: a sparse binary Merkle tree over SHA-256(key), path-compressed.
 
-Hashing (normative; docs/PROTOCOL.md quotes this section)
+Hashing (the normative text is docs/PROTOCOL.md section 9; this is the same definition)
 ---------------------------------------------------------
 H is SHA-256; || is concatenation; ZERO is 32 zero bytes.
 

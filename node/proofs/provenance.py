@@ -1,6 +1,6 @@
 """Provenance bundles: an item's whole history as one offline-verifiable directory.
 
-Layout (docs/PROTOCOL.md section 12):
+Layout (docs/PROTOCOL.md section 18):
 
     manifest.json              which files prove which item, in order
     state/item-NNN.json        a state proof of each item's current record (custodian, steps)
@@ -10,30 +10,40 @@ Layout (docs/PROTOCOL.md section 12):
 The bundle holds the item and its parent items, recursively (bounded by MAX_ITEMS). It is
 complete, not only correct: an item's state record counts its steps, and the state proof
 certifies that count, so a bundle that leaves a step out does not verify. The report is a
-pure function of the verified data and the genesis, so `verify_bundle` re-renders it and
-refuses a page that was edited.
+pure function of the verified data and the genesis, specified in docs/PROTOCOL.md
+(report.py renders it), so `verify_bundle` re-renders it and refuses a page that was edited.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from node.ledger.genesis import Genesis
+from node.proofs.facts import BundleFacts, ItemFacts, ReceiptFacts, StateFacts
+from node.proofs.report import render_report
+from node.proofs.rules import RuleLog
 from node.proofs.verify import (
-    ReceiptFacts,
-    StateFacts,
     VerificationError,
-    account_names,
     dump_json,
     load_json,
     verify_receipt,
     verify_state_document,
 )
+
+__all__ = [
+    "BundleFacts",
+    "ExportError",
+    "ItemFacts",
+    "build_bundle",
+    "read_bundle",
+    "render_report",
+    "verify_bundle",
+    "verify_parts",
+    "write_bundle",
+]
 
 BUNDLE_FORMAT = "chain-provenance/1"
 MANIFEST = "manifest.json"
@@ -65,23 +75,6 @@ class ProofSource(Protocol):
     def item_tx_ids(self, item: str, count: int) -> list[bytes]: ...
 
     def receipt(self, tx_id: bytes) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class ItemFacts:
-    item: str
-    state: StateFacts
-    steps: tuple[ReceiptFacts, ...]
-
-
-@dataclass(frozen=True)
-class BundleFacts:
-    root: str
-    items: tuple[ItemFacts, ...]
-
-    @property
-    def step_count(self) -> int:
-        return sum(len(i.steps) for i in self.items)
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -163,15 +156,21 @@ def read_bundle(directory: Path) -> dict[str, bytes]:
     total = 0
     for path in sorted(directory.rglob("*")):
         if path.is_symlink():
-            raise VerificationError("bundle", f"{path.relative_to(directory)} is a symlink")
+            raise VerificationError(
+                "bundle", f"{path.relative_to(directory)} is a symlink", "bundle-manifest"
+            )
         if path.is_dir():
             continue
         if len(files) >= MAX_BUNDLE_FILES:
-            raise VerificationError("bundle", f"more than {MAX_BUNDLE_FILES} files")
+            raise VerificationError(
+                "bundle", f"more than {MAX_BUNDLE_FILES} files", "bundle-manifest"
+            )
         data = path.read_bytes()
         total += len(data)
         if total > MAX_BUNDLE_BYTES:
-            raise VerificationError("bundle", f"larger than {MAX_BUNDLE_BYTES} bytes")
+            raise VerificationError(
+                "bundle", f"larger than {MAX_BUNDLE_BYTES} bytes", "bundle-manifest"
+            )
         files[path.relative_to(directory).as_posix()] = data
     return files
 
@@ -184,19 +183,21 @@ def verify_bundle(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
     rendering of exactly this verified data. Raises VerificationError."""
     bundle = verify_parts({k: v for k, v in files.items() if k != REPORT}, genesis)
     if REPORT not in files:
-        raise VerificationError(REPORT, "missing")
+        raise VerificationError(REPORT, "missing", "bundle-report")
     if files[REPORT] != render_report(bundle, genesis).encode():
-        raise VerificationError(REPORT, "does not match the verified data (edited?)")
-    return bundle
+        raise VerificationError(
+            REPORT, "does not match the verified data (edited?)", "bundle-report"
+        )
+    return BundleFacts(bundle.root, bundle.items, (*bundle.rules, "bundle-report"))
 
 
 def _load(files: Mapping[str, bytes], path: str) -> Any:
     if path not in files:
-        raise VerificationError(path, "missing from the bundle")
+        raise VerificationError(path, "missing from the bundle", "bundle-manifest")
     try:
         return load_json(files[path])
     except VerificationError as exc:
-        raise VerificationError(f"{path}: {exc.part}", exc.reason) from None
+        raise VerificationError(f"{path}: {exc.part}", exc.reason, exc.rule) from None
 
 
 def verify_parts(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
@@ -204,29 +205,43 @@ def verify_parts(files: Mapping[str, bytes], genesis: Genesis) -> BundleFacts:
     manifest = _load(files, MANIFEST)
     keys = {"format", "item", "chain_id", "genesis_hash", "items"}
     if not isinstance(manifest, dict) or set(manifest) != keys:
-        raise VerificationError(MANIFEST, f"must be an object with keys {sorted(keys)}")
+        raise VerificationError(
+            MANIFEST, f"must be an object with keys {sorted(keys)}", "bundle-manifest"
+        )
     if manifest["format"] != BUNDLE_FORMAT:
-        raise VerificationError(MANIFEST, f"format must be {BUNDLE_FORMAT!r}")
+        raise VerificationError(MANIFEST, f"format must be {BUNDLE_FORMAT!r}", "bundle-manifest")
     if manifest["chain_id"] != genesis.chain_id or manifest["genesis_hash"] != genesis.hash.hex():
-        raise VerificationError(MANIFEST, "is for another chain or genesis")
+        raise VerificationError(MANIFEST, "is for another chain or genesis", "bundle-manifest")
     entries = manifest["items"]
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ITEMS:
-        raise VerificationError(MANIFEST, f"items must list 1 to {MAX_ITEMS} items")
+        raise VerificationError(
+            MANIFEST, f"items must list 1 to {MAX_ITEMS} items", "bundle-manifest"
+        )
     used = {MANIFEST}
     items = tuple(_verify_item(files, genesis, i, entry, used) for i, entry in enumerate(entries))
     ids = [facts.item for facts in items]
     if ids[0] != manifest["item"]:
-        raise VerificationError(MANIFEST, "the first item is not the bundle's item")
+        raise VerificationError(
+            MANIFEST, "the first item is not the bundle's item", "bundle-manifest"
+        )
     if len(set(ids)) != len(ids):
-        raise VerificationError(MANIFEST, "lists an item twice")
+        raise VerificationError(MANIFEST, "lists an item twice", "bundle-manifest")
     for facts in items:
         missing = [p for p in facts.state.value["parents"] if p not in ids]
         if missing:
-            raise VerificationError(f"item {facts.item!r}", f"parent {missing[0]!r} is missing")
+            raise VerificationError(
+                f"item {facts.item!r}", f"parent {missing[0]!r} is missing", "bundle-history"
+            )
     extra = sorted(set(files) - used)
     if extra:
-        raise VerificationError(extra[0], "is not named by the manifest")
-    return BundleFacts(manifest["item"], items)
+        raise VerificationError(extra[0], "is not named by the manifest", "bundle-manifest")
+    log = RuleLog()
+    for facts in items:
+        log.merge(facts.state.rules)
+        for step in facts.steps:
+            log.merge(step.rules)
+    log.checked("bundle-manifest", "bundle-state", "bundle-complete", "bundle-history")
+    return BundleFacts(manifest["item"], items, log.ids)
 
 
 def _verify_item(
@@ -234,22 +249,26 @@ def _verify_item(
 ) -> ItemFacts:
     where = f"{MANIFEST} items[{n}]"
     if not isinstance(entry, dict) or set(entry) != {"item", "state_proof", "steps"}:
-        raise VerificationError(where, "must have keys item, state_proof, steps")
+        raise VerificationError(where, "must have keys item, state_proof, steps", "bundle-manifest")
     item, state_path, step_paths = entry["item"], entry["state_proof"], entry["steps"]
     if not isinstance(item, str) or not isinstance(step_paths, list):
-        raise VerificationError(where, "item must be a string and steps a list")
+        raise VerificationError(where, "item must be a string and steps a list", "bundle-manifest")
     if len(step_paths) > MAX_STEPS_PER_ITEM:
-        raise VerificationError(where, f"more than {MAX_STEPS_PER_ITEM} steps")
+        raise VerificationError(where, f"more than {MAX_STEPS_PER_ITEM} steps", "bundle-manifest")
     for path in [state_path, *step_paths]:
         pattern = _STATE_PATH if path is state_path else _RECEIPT_PATH
         if not isinstance(path, str) or not pattern.fullmatch(path) or path in used:
-            raise VerificationError(where, f"bad or repeated file name {path!r}")
+            raise VerificationError(where, f"bad or repeated file name {path!r}", "bundle-manifest")
         used.add(path)
     state = _verify_file(files, state_path, genesis, verify_state_document)
     if state.statement["subject"] != {"type": "item", "item": item} or state.value is None:
-        raise VerificationError(state_path, f"is not a presence proof of item {item!r}")
+        raise VerificationError(
+            state_path, f"is not a presence proof of item {item!r}", "bundle-state"
+        )
     if not isinstance(state.value, dict) or not set(state.value) >= ITEM_RECORD_KEYS:
-        raise VerificationError(state_path, "the certified value is not an item record")
+        raise VerificationError(
+            state_path, "the certified value is not an item record", "bundle-state"
+        )
     steps = tuple(_verify_file(files, p, genesis, verify_receipt) for p in step_paths)
     _check_history(item, state, steps, step_paths)
     return ItemFacts(item, state, steps)
@@ -261,7 +280,7 @@ def _verify_file(files: Mapping[str, bytes], path: str, genesis: Genesis, check:
     except VerificationError as exc:
         if exc.part.startswith(path):
             raise
-        raise VerificationError(f"{path}: {exc.part}", exc.reason) from None
+        raise VerificationError(f"{path}: {exc.part}", exc.reason, exc.rule) from None
 
 
 def _check_history(
@@ -271,7 +290,9 @@ def _check_history(
     value = state.value
     if len(steps) != value["steps"]:
         raise VerificationError(
-            f"item {item!r}", f"{len(steps)} receipts, the certified record counts {value['steps']}"
+            f"item {item!r}",
+            f"{len(steps)} receipts, the certified record counts {value['steps']}",
+            "bundle-complete",
         )
     previous = (-1, -1)
     custodian = None
@@ -279,162 +300,33 @@ def _check_history(
         position = (step.block.header.height, step.index)
         tx = step.tx
         if path != f"receipts/{tx.tx_id.hex()}.json":
-            raise VerificationError(path, "is named after another transaction")
+            raise VerificationError(path, "is named after another transaction", "bundle-complete")
         if tx.type not in ITEM_TX_TYPES or tx.args.get("item") != item:
-            raise VerificationError(path, f"is not a step of item {item!r}")
+            raise VerificationError(path, f"is not a step of item {item!r}", "bundle-complete")
         if not step.result["ok"]:
-            raise VerificationError(path, "records a refused transaction, not a step")
+            raise VerificationError(
+                path, "records a refused transaction, not a step", "bundle-complete"
+            )
         if position <= previous or position[0] > state.height:
-            raise VerificationError(path, "is out of order or after the state proof's height")
+            raise VerificationError(
+                path, "is out of order or after the state proof's height", "bundle-complete"
+            )
         previous = position
         if custodian is None:
             if tx.type != "item.register" or tx.tx_id != value["tx"]:
-                raise VerificationError(path, "the first step must be the item's registration")
+                raise VerificationError(
+                    path, "the first step must be the item's registration", "bundle-history"
+                )
             if tx.args.get("parents", []) != value["parents"]:
-                raise VerificationError(path, "parents differ from the certified record")
+                raise VerificationError(
+                    path, "parents differ from the certified record", "bundle-history"
+                )
             custodian = tx.sender
         elif tx.type == "item.register":
-            raise VerificationError(path, "registers the item a second time")
+            raise VerificationError(path, "registers the item a second time", "bundle-history")
         elif tx.type == "item.transfer":
             custodian = tx.args["to"]
     if custodian != value["custodian"]:
-        raise VerificationError(f"item {item!r}", "the transfers do not end at the custodian")
-
-
-# --- the report -------------------------------------------------------------------------------
-
-_STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d232b;background:#f6f7f9}
-header,section,footer{max-width:1100px;margin:0 auto;padding:16px 24px}
-h1{font-size:26px;margin:8px 0}h2{font-size:21px;margin:0 0 8px}h3{font-size:16px;margin:18px 0 6px}
-section{background:#fff;border:1px solid #d9dde3;border-radius:8px;margin-bottom:18px}
-.status{padding:10px 14px;border-radius:6px;background:#e5f6ea;border:1px solid #7cc490}
-.note{color:#4a5563;font-size:13px}code,.mono{font-family:ui-monospace,monospace;font-size:12.5px}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;
-padding:6px 8px;border-bottom:1px solid #e6e9ee}th{background:#eef1f5;font-size:13px}
-dl{display:grid;grid-template-columns:190px 1fr;gap:4px 12px;margin:0}dt{color:#4a5563}
-.kind{font-weight:600}.ok{color:#17753a}ol{margin:4px 0}
-"""
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-class _Names:
-    def __init__(self, genesis: Genesis) -> None:
-        self._names = account_names(genesis)
-
-    def __call__(self, account: bytes) -> str:
-        name = self._names.get(account.hex())
-        short = account.hex()[:12] + "…"
-        return (
-            f"{_e(name)} <span class=mono>{short}</span>"
-            if name
-            else f"<span class=mono>{short}</span>"
+        raise VerificationError(
+            f"item {item!r}", "the transfers do not end at the custodian", "bundle-history"
         )
-
-
-def _meta(meta: dict[str, Any]) -> str:
-    return ", ".join(f"{_e(k)}={_e(v)}" for k, v in sorted(meta.items())) or "none"
-
-
-def _step_detail(step: ReceiptFacts, who: _Names) -> tuple[str, str]:
-    a = step.tx.args
-    if step.tx.type == "item.register":
-        parents = ", ".join(_e(p) for p in a.get("parents", [])) or "none"
-        return "registered", f"meta: {_meta(a.get('meta', {}))}; made from: {parents}"
-    if step.tx.type == "item.transfer":
-        note = f" — {_e(a['note'])}" if a.get("note") else ""
-        return "custody transfer", f"{who(step.tx.sender)} → {who(a['to'])}{note}"
-    parts = [f"<span class=kind>{_e(a['kind'])}</span>"]
-    if a.get("location"):
-        parts.append(f"at {_e(a['location'])}")
-    if a.get("note"):
-        parts.append(f"— {_e(a['note'])}")
-    if a.get("digest") is not None:
-        parts.append(f"attachment SHA-256 <span class=mono>{a['digest'].hex()}</span>")
-    return "event", " ".join(parts)
-
-
-def _item_section(n: int, facts: ItemFacts, ids: list[str], who: _Names) -> list[str]:
-    value, state = facts.state.value, facts.state
-    parents = (
-        ", ".join(f'<a href="#item-{ids.index(p)}">{_e(p)}</a>' for p in value["parents"]) or "none"
-    )
-    out = [
-        f'<section id="item-{n}"><h2>Item {_e(facts.item)}</h2><dl>',
-        f"<dt>Current custodian</dt><dd>{who(value['custodian'])}</dd>",
-        f"<dt>Registered by</dt><dd>{who(value['registrant'])} in block {value['height']}</dd>",
-        f"<dt>Metadata</dt><dd>{_meta(value['meta'])}</dd>",
-        f"<dt>Made from</dt><dd>{parents}</dd>",
-        f"<dt>State proven as of</dt><dd>block {state.height}, certified by block "
-        f"{state.certifying.header.height} at {_e(state.statement['time_utc'])}, signed by "
-        f"{_e(', '.join(state.certifying.signer_names))}</dd></dl>",
-        "<h3>Custodians</h3><ol>",
-    ]
-    holder, since = None, None
-    for step in facts.steps:
-        if step.tx.type == "item.register":
-            holder, since = step.tx.sender, step.statement["time_utc"]
-        elif step.tx.type == "item.transfer" and holder is not None:
-            out.append(
-                f"<li>{who(holder)} from {_e(since)} to {_e(step.statement['time_utc'])}</li>"
-            )
-            holder, since = step.tx.args["to"], step.statement["time_utc"]
-    if holder is not None:
-        out.append(f"<li>{who(holder)} from {_e(since)} (current)</li>")
-    out += [
-        "</ol><h3>Timeline</h3><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Block</th>"
-        "<th>Step</th><th>Details</th><th>By</th><th>Transaction</th><th>Signed by</th>"
-        "</tr></thead><tbody>"
-    ]
-    for seq, step in enumerate(facts.steps):
-        kind, detail = _step_detail(step, who)
-        out.append(
-            f"<tr><td>{seq}</td><td>{_e(step.statement['time_utc'])}</td>"
-            f"<td>{step.block.header.height}</td><td class=kind>{kind}</td><td>{detail}</td>"
-            f"<td>{who(step.tx.sender)}</td><td class=mono>{step.tx.tx_id.hex()[:16]}…</td>"
-            f"<td><span class=ok>✔</span> {_e(', '.join(step.block.signer_names))}</td></tr>"
-        )
-    out.append("</tbody></table></section>")
-    return out
-
-
-def render_report(bundle: BundleFacts, genesis: Genesis) -> str:
-    """The report page: a pure function of the verified bundle and the genesis."""
-    who = _Names(genesis)
-    ids = [i.item for i in bundle.items]
-    n = len(genesis.validators)
-    signers = (
-        min(len(s.block.signer_names) for i in bundle.items for s in i.steps)
-        if (bundle.step_count)
-        else 0
-    )
-    out = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Provenance of {_e(bundle.root)}</title><style>{_STYLE}</style></head><body>",
-        f"<header><h1>Provenance of item {_e(bundle.root)}</h1>",
-        f'<p class="status"><b>Verified offline.</b> {len(bundle.items)} item(s), '
-        f"{bundle.step_count} step(s). Every step has a receipt signed by at least {signers} "
-        f"of the {n} validators of chain <b>{_e(genesis.chain_id)}</b>, and each item's "
-        "current record (custodian, number of steps) has a certified state proof, so no "
-        "step is missing.</p>",
-        '<p class="note">This page is a rendering of the bundle beside it. Check it yourself '
-        "with <code>chain verify DIRECTORY --genesis genesis.toml</code>: it re-checks every "
-        "signature and Merkle path and that this page matches the verified data. Genesis "
-        f"hash <code>{genesis.hash.hex()}</code>.</p></header>",
-    ]
-    for number, facts in enumerate(bundle.items):
-        out += _item_section(number, facts, ids, who)
-    validators = ", ".join(
-        f"{_e(v.name)} <span class=mono>{v.public_key.hex()[:12]}…</span>"
-        for v in genesis.validators
-    )
-    out += [
-        f"<footer class=note>Validators: {validators}. Times are block timestamps "
-        "(the proposer's clock, bounded by the validators' clocks).</footer></body></html>",
-        "",
-    ]
-    return "\n".join(out)

@@ -208,4 +208,4 @@ def test_cli_exports_a_bundle_that_verifies_offline(
         "item.event",
     ]
     page = (out_dir / "report.html").read_text()
-    assert "pallet-7" in page and "custody transfer" in page
+    assert "pallet-7" in page and "<td>transfer</td>" in page

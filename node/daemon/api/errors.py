@@ -1,6 +1,6 @@
 """Application error codes of the JSON-RPC methods (docs/RPC.md), outside the JSON-RPC
 reserved band (-32768..-32000): 1001-1010 transaction refusals, 1020 not found, 1030 node
-halted, 1050 proof not ready, 1051 stored evidence does not verify."""
+halted, 1050 proof not ready, 1051 stored evidence does not verify, 1052 no timestamp yet."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ NOT_FOUND = 1020
 HALTED = 1030
 PROOF_NOT_READY = 1050
 EVIDENCE_BAD = 1051
+NO_TIMESTAMP = 1052  # no RFC 3161 timestamp recorded yet at or after the block
 
 
 def tx_error(exc: E.TxInvalid) -> RpcError:

@@ -7,12 +7,12 @@ from typing import Any
 
 from node.daemon.api.errors import HALTED, not_found, tx_error
 from node.daemon.api.governance import GovernanceApi
-from node.daemon.api.proofs import MAX_CERTIFY_WAIT_S, proof_methods, state_answer
+from node.daemon.api.proofs import MAX_CERTIFY_WAIT_S, proof_methods, prove_state, state_answer
 from node.daemon.api.views import certificate_json
 from node.daemon.chain import Chain, SubmitOutcome
 from node.ledger import apps
 from node.ledger import errors as E
-from node.ledger.accounts import ROTATED, resolve
+from node.ledger.accounts import ROTATED, acct_key, resolve
 from node.ledger.tx import jsonable
 from node.rpc.errors import RpcError
 from node.rpc.params import Params
@@ -51,11 +51,11 @@ class Api:
             "tx_get": (self.tx_get, ("tx_id",)),
             "tx_wait": (self.tx_wait, ("tx_id", "timeout_ms")),
             "block_get": (self.block_get, ("height", "hash", "txs")),
-            "account_get": (self.account_get, ("account",)),
-            "record_get": (self.record_get, ("ns", "key", "history", "prove")),
-            "item_get": (self.item_get, ("item", "prove")),
+            "account_get": (self.account_get, ("account", "prove", "tsa")),
+            "record_get": (self.record_get, ("ns", "key", "history", "prove", "tsa")),
+            "item_get": (self.item_get, ("item", "prove", "tsa")),
             "item_history": (self.item_history, ("item", "start", "limit")),
-            "notary_get": (self.notary_get, ("digest", "prove")),
+            "notary_get": (self.notary_get, ("digest", "prove", "tsa")),
         }
 
     def _check_running(self) -> None:
@@ -136,6 +136,7 @@ class Api:
             tx = self.chain.committed_tx(status["height"], status["index"])
             if tx is not None:
                 status["tx"] = tx.to_json()
+                status["wire"] = tx.raw.hex()  # the signed bytes, exactly as in the block
         return status
 
     async def tx_wait(self, p: Params, ctx: Any) -> object:
@@ -170,9 +171,14 @@ class Api:
             "header": block.header.to_json(),
             "tx_ids": [tx.tx_id.hex() for tx in block.txs],
             "certificate": certificate_json(self.chain.genesis, cert),
+            # The bytes a verifier hashes and checks (docs/PROTOCOL.md): the canonical header
+            # and the certificate as stored with the block.
+            "header_bytes": block.header.encode().hex(),
+            "certificate_bytes": None if cert is None else cert.hex(),
         }
         if with_txs:
             out["txs"] = [tx.to_json() for tx in block.txs]
+            out["txs_wire"] = [tx.raw.hex() for tx in block.txs]
         return out
 
     # --- state -----------------------------------------------------------------------------------
@@ -185,13 +191,24 @@ class Api:
         if isinstance(found, str):
             raise not_found(f"account {account.hex()}")
         account_id, obj = found
-        return {
+        out = {
             "account": account.hex(),
             **jsonable(obj),
             "id": account_id.hex(),  # an account keeps its first key as id across rotations
             "key": account.hex(),
             "next_nonce": self.chain.mempool.next_nonce(account, obj["nonce"]),
         }
+        if p.bool("prove", default=False):
+            # The account record lives under its id (acct/<id>); a rotated-to key is an
+            # alias (acct/<key> -> id), proven too so that the key is tied to the id.
+            tsa = p.bool("tsa", default=False)
+            value, proof = await prove_state(self, acct_key(account_id), tsa=tsa)
+            out["present"] = value is not None
+            out["proof"] = proof
+            if account_id != account:
+                _, alias = await prove_state(self, acct_key(account), tsa=tsa)
+                out["alias_proof"] = alias
+        return out
 
     async def record_get(self, p: Params, ctx: Any) -> object:
         ns = p.str("ns", min_length=1, max_length=64)

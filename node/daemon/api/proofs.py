@@ -1,4 +1,4 @@
-"""JSON-RPC methods for receipts and state proofs (docs/PROTOCOL.md sections 9-11).
+"""JSON-RPC methods for receipts and state proofs (docs/PROTOCOL.md sections 14-16).
 
 `receipt_get {tx_id}` returns a receipt document; `item_get`, `record_get` and `notary_get`
 with `prove: true` call `prove_state` for a state proof. Both need the block after the one
@@ -11,12 +11,19 @@ Blocking work (LMDB reads, hashing, the self-check) runs in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
 
 from node.daemon.api import receipts
-from node.daemon.api.errors import EVIDENCE_BAD, NOT_FOUND, PROOF_NOT_READY, not_found
+from node.daemon.api.errors import (
+    EVIDENCE_BAD,
+    NO_TIMESTAMP,
+    NOT_FOUND,
+    PROOF_NOT_READY,
+    not_found,
+)
 from node.ledger import encoding
 from node.ledger.tx import jsonable
 from node.rpc.errors import RpcError
@@ -61,7 +68,15 @@ def _evidence_bad(exc: Exception) -> RpcError:
     )
 
 
-async def build_receipt(api: Any, tx_id: bytes) -> dict[str, Any]:
+def _no_timestamp(exc: Exception) -> RpcError:
+    return RpcError(
+        NO_TIMESTAMP,
+        f"{exc}: a node with [tsa] configured records one after each checkpoint; retry later",
+        None,
+    )
+
+
+async def build_receipt(api: Any, tx_id: bytes, *, tsa: bool = False) -> dict[str, Any]:
     chain = api.chain
     location = chain.store.get_tx_location(tx_id)
     if location is None:
@@ -76,16 +91,18 @@ async def build_receipt(api: Any, tx_id: bytes) -> dict[str, Any]:
     await _wait_for_height(chain, needed, certify_wait_s(chain))
     try:
         doc = await trio.to_thread.run_sync(
-            receipts.build_receipt, chain.store, chain.genesis, tx_id
+            partial(receipts.build_receipt, chain.store, chain.genesis, tx_id, tsa=tsa)
         )
     except receipts.EvidenceError as exc:
         raise _evidence_bad(exc) from exc
+    except receipts.NoTimestamp as exc:
+        raise _no_timestamp(exc) from exc
     if doc is None:
         raise _not_ready("the receipt", needed)
     return doc
 
 
-async def prove_state(api: Any, key: bytes) -> tuple[Any, dict[str, Any]]:
+async def prove_state(api: Any, key: bytes, *, tsa: bool = False) -> tuple[Any, dict[str, Any]]:
     """(decoded value or None, state proof document) for `key` as of the current head.
 
     The value and the proof come from one LMDB snapshot; the proof is then completed with
@@ -95,10 +112,12 @@ async def prove_state(api: Any, key: bytes) -> tuple[Any, dict[str, Any]]:
     await _wait_for_height(chain, snapshot.height + 1, certify_wait_s(chain))
     try:
         doc = await trio.to_thread.run_sync(
-            receipts.finish_state_proof, chain.store, chain.genesis, snapshot
+            partial(receipts.finish_state_proof, chain.store, chain.genesis, snapshot, tsa=tsa)
         )
     except receipts.EvidenceError as exc:
         raise _evidence_bad(exc) from exc
+    except receipts.NoTimestamp as exc:
+        raise _no_timestamp(exc) from exc
     if doc is None:
         raise _not_ready("the state proof", snapshot.height + 1)
     value = None if snapshot.value is None else encoding.unpack_fast(snapshot.value)
@@ -109,7 +128,7 @@ async def state_answer(api: Any, p: Params, key: bytes, what: str) -> dict[str, 
     """The value at `key` for item_get, record_get and notary_get; with `prove: true` also
     its presence or absence proof, and then an absent key is an answer, not an error."""
     if p.bool("prove", default=False):
-        value, proof = await prove_state(api, key)
+        value, proof = await prove_state(api, key, tsa=p.bool("tsa", default=False))
         fields = {} if value is None else jsonable(value)
         return {**fields, "present": value is not None, "proof": proof}
     obj = api.chain.store.get_state_obj(key)
@@ -120,6 +139,7 @@ async def state_answer(api: Any, p: Params, key: bytes, what: str) -> dict[str, 
 
 def proof_methods(api: Any) -> dict[str, tuple[Handler, tuple[str, ...]]]:
     async def receipt_get(p: Params, ctx: Any) -> object:
-        return await build_receipt(api, p.hex_bytes("tx_id", length=32))
+        tsa = p.bool("tsa", default=False)
+        return await build_receipt(api, p.hex_bytes("tx_id", length=32), tsa=tsa)
 
-    return {"receipt_get": (receipt_get, ("tx_id",))}
+    return {"receipt_get": (receipt_get, ("tx_id", "tsa"))}

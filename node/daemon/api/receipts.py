@@ -1,7 +1,7 @@
-"""Receipts and state proofs built from a node's Store (formats: docs/PROTOCOL.md 9-10).
+"""Receipts and state proofs built from a node's Store (formats: docs/PROTOCOL.md 14-15).
 
 Everything here is blocking (LMDB reads, hashing): the RPC layer runs it in a worker thread.
-Each document is checked with the offline verifier (node/verify.py) before it is handed out,
+Each document is checked with the offline verifier (node/proofs) before it is handed out,
 so a node never serves evidence that would not verify; the verifier also derives the
 document's readable "statement".
 
@@ -13,17 +13,23 @@ block comes at least every max_block_interval_ms).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
+from consensus import CommitCertificate
 from node.daemon.store import Store, StoreError
 from node.ledger import encoding
 from node.ledger.genesis import Genesis
 from node.ledger.merkle import inclusion_proof
 from node.ledger.statetree import StateProof
+from node.ledger.timestamps import TSA
+from node.proofs.tsa import MAX_LINK_HEADERS
 from node.proofs.verify import (
     FORMAT_RECEIPT,
+    FORMAT_RECEIPT_V2,
     FORMAT_STATE,
+    FORMAT_STATE_V2,
     VerificationError,
     verify_receipt,
     verify_state_document,
@@ -81,8 +87,43 @@ def epoch_changes(store: Store, up_to_height: int) -> list[dict[str, Any]]:
     return out
 
 
-def build_receipt(store: Store, genesis: Genesis, tx_id: bytes) -> dict[str, Any] | None:
+def _timed(*certificates: bytes) -> bool:
+    """Version 3 documents need timed certificates; blocks committed before commit votes
+    carried a time keep their untimed ones, and their documents stay version 2."""
+    return all(CommitCertificate.from_bytes(c).timed for c in certificates)
+
+
+class NoTimestamp(Exception):
+    """No RFC 3161 timestamp is recorded yet for a checkpoint at or after the block."""
+
+
+def timestamp_chain(store: Store, after_height: int) -> list[dict[str, Any]]:
+    """The "timestamps" entry from block after_height to the first time-stamped block at or
+    after it: the headers in between (after after_height, up to the stamped one) and the
+    recorded RFC 3161 response. NoTimestamp when none is recorded (yet)."""
+    found = store._prefix_scan("state", TSA, struct.pack(">Q", after_height), 1)
+    if not found:
+        raise NoTimestamp(f"no timestamp is recorded at or after block {after_height} yet")
+    record = found[0]
+    stamped = store.get_height_by_hash(record["block_hash"])
+    if stamped is None or stamped < after_height:
+        raise StoreError("a recorded timestamp names a block this store lacks")
+    if stamped - after_height > MAX_LINK_HEADERS:
+        raise NoTimestamp(f"the next timestamp is more than {MAX_LINK_HEADERS} blocks later")
+    headers = []
+    for height in range(after_height + 1, stamped + 1):
+        payload = store.get_block(height)
+        if payload is None:
+            raise StoreError(f"block {height} is missing")
+        headers.append(encoding.pack(encoding.unpack_fast(payload)[0]).hex())
+    return [{"headers": headers, "response": bytes(record["response"]).hex()}]
+
+
+def build_receipt(
+    store: Store, genesis: Genesis, tx_id: bytes, *, tsa: bool = False
+) -> dict[str, Any] | None:
     """The receipt of a committed transaction, or None while block h+1 is not committed.
+    tsa: add the RFC 3161 timestamp chain (NoTimestamp while there is none).
 
     Raises NotCommitted for an unknown or pending transaction."""
     location = store.get_tx_location(tx_id)
@@ -99,8 +140,9 @@ def build_receipt(store: Store, genesis: Genesis, tx_id: bytes) -> dict[str, Any
     raw_txs: list[bytes] = encoding.unpack_fast(payload)[1]
     if index >= len(raw_txs) or len(raw_txs) != len(results):
         raise StoreError(f"block {height} holds {len(raw_txs)} txs and {len(results)} results")
+    timed = _timed(certificate, after[1])
     doc: dict[str, Any] = {
-        "format": FORMAT_RECEIPT,
+        "format": FORMAT_RECEIPT if timed else FORMAT_RECEIPT_V2,
         **genesis_fields(genesis),
         "epochs": epoch_changes(store, height + 1),
         "headers": [certified_header(payload, certificate), certified_header(after[0], after[1])],
@@ -110,6 +152,10 @@ def build_receipt(store: Store, genesis: Genesis, tx_id: bytes) -> dict[str, Any
         "result": results[index].hex(),
         "result_proof": [h.hex() for h in inclusion_proof(results, index)],
     }
+    if timed:
+        doc["timestamps"] = timestamp_chain(store, height + 1) if tsa else []
+    elif tsa:
+        raise NoTimestamp("timestamps need a version 3 receipt (a block with timed votes)")
     try:
         facts = verify_receipt(doc, genesis, check_statement=False)
     except VerificationError as exc:
@@ -144,14 +190,15 @@ def proof_json(proof: StateProof) -> dict[str, Any]:
 
 
 def finish_state_proof(
-    store: Store, genesis: Genesis, snapshot: StateSnapshot
+    store: Store, genesis: Genesis, snapshot: StateSnapshot, *, tsa: bool = False
 ) -> dict[str, Any] | None:
     """The state proof document for `snapshot`, or None while block height+1 is not committed."""
     after = store.read_block_evidence(snapshot.height + 1)
     if after is None:
         return None
+    timed = _timed(after[1])
     doc: dict[str, Any] = {
-        "format": FORMAT_STATE,
+        "format": FORMAT_STATE if timed else FORMAT_STATE_V2,
         **genesis_fields(genesis),
         "epochs": epoch_changes(store, snapshot.height + 1),
         "headers": [certified_header(after[0], after[1])],
@@ -160,6 +207,10 @@ def finish_state_proof(
         "value": None if snapshot.value is None else snapshot.value.hex(),
         "proof": proof_json(snapshot.proof),
     }
+    if timed:
+        doc["timestamps"] = timestamp_chain(store, snapshot.height + 1) if tsa else []
+    elif tsa:
+        raise NoTimestamp("timestamps need a version 3 proof (a block with timed votes)")
     try:
         facts = verify_state_document(doc, genesis, check_statement=False)
     except VerificationError as exc:

@@ -14,7 +14,9 @@ def certificate_json(genesis: Genesis, raw: bytes | None) -> Any:
         return None
     cert = CommitCertificate.from_bytes(raw)
     names = genesis.validators
+    times = cert.times or (None,) * len(cert.signatures)
     return {
+        "version": 2 if cert.timed else 1,
         "height": cert.height,
         "view": cert.view,
         "digest": cert.digest.hex(),
@@ -23,7 +25,9 @@ def certificate_json(genesis: Genesis, raw: bytes | None) -> Any:
                 "validator": i,
                 "name": names[i].name if i < len(names) else "?",
                 "signature": s.hex(),
+                # The signer's clock when it signed (version 2 certificates; null before).
+                "time_ms": t,
             }
-            for i, s in cert.signatures
+            for (i, s), t in zip(cert.signatures, times, strict=True)
         ],
     }

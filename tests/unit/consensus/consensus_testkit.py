@@ -96,7 +96,7 @@ class Harness:
             (i, self.keys.sign(i, vote_signing_bytes(CHAIN_ID, "commit", view, height, digest)))
             for i in sorted(signers)
         )
-        return CommitCertificate(height, view, digest, sigs)
+        return CommitCertificate(height, view, digest, sigs, (0,) * len(sigs))
 
     def checkpoint(self, height: int, root: bytes, sender: int) -> Checkpoint:
         sig = self.keys.sign(sender, checkpoint_signing_bytes(CHAIN_ID, height, root))

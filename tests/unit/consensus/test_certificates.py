@@ -11,6 +11,7 @@ from consensus import (
     verify_certificate,
     vote_signing_bytes,
 )
+from consensus.certificates import untimed_commit_signing_bytes
 
 D = sha256(b"block")
 
@@ -24,10 +25,12 @@ def _cert(
     view: int = 1,
     height: int = 9,
 ) -> CommitCertificate:
+    times = tuple(1_000 + i for i in signers)
     sigs = tuple(
-        (i, keys.sign(i, vote_signing_bytes(chain, phase, view, height, D))) for i in signers
+        (i, keys.sign(i, vote_signing_bytes(chain, phase, view, height, D, t)))
+        for i, t in zip(signers, times, strict=True)
     )
-    return CommitCertificate(height, view, D, sigs)
+    return CommitCertificate(height, view, D, sigs, times)
 
 
 def test_quorum_of_valid_commits_passes_and_round_trips() -> None:
@@ -54,9 +57,10 @@ def test_rejected(signers: list[int], kwargs: dict[str, str], reason: str) -> No
 def test_duplicate_unsorted_and_unknown_signers_rejected() -> None:
     keys = Keys(4)
     good = _cert(keys, [0, 1, 2])
-    duplicated = CommitCertificate(9, 1, D, (good.signatures[0], *good.signatures))
-    unsorted = CommitCertificate(9, 1, D, tuple(reversed(good.signatures)))
-    unknown = CommitCertificate(9, 1, D, (*good.signatures, (7, b"x" * 32)))
+    t = good.times or ()
+    duplicated = CommitCertificate(9, 1, D, (good.signatures[0], *good.signatures), (t[0], *t))
+    unsorted = CommitCertificate(9, 1, D, tuple(reversed(good.signatures)), t[::-1])
+    unknown = CommitCertificate(9, 1, D, (*good.signatures, (7, b"x" * 32)), (*t, 5))
     for cert in (duplicated, unsorted, unknown):
         with pytest.raises(CertificateError):
             verify_certificate(cert, CHAIN_ID, keys.public, keys.verify)
@@ -65,7 +69,7 @@ def test_duplicate_unsorted_and_unknown_signers_rejected() -> None:
 def test_one_forged_signature_among_a_quorum_rejects_the_certificate() -> None:
     keys = Keys(4)
     good = _cert(keys, [0, 1, 2, 3])
-    forged = CommitCertificate(9, 1, D, (*good.signatures[:3], (3, b"\x00" * 32)))
+    forged = CommitCertificate(9, 1, D, (*good.signatures[:3], (3, b"\x00" * 32)), good.times)
     with pytest.raises(CertificateError, match="validator 3"):
         verify_certificate(forged, CHAIN_ID, keys.public, keys.verify)
 
@@ -95,8 +99,38 @@ def test_real_ed25519_signatures() -> None:
             return False
         return True
 
-    signing = vote_signing_bytes(CHAIN_ID, "commit", 0, 1, D)
-    cert = CommitCertificate(1, 0, D, tuple((i, keys[i].sign(signing)) for i in (1, 2, 3)))
+    signing = vote_signing_bytes(CHAIN_ID, "commit", 0, 1, D, 77)
+    sigs = tuple((i, keys[i].sign(signing)) for i in (1, 2, 3))
+    cert = CommitCertificate(1, 0, D, sigs, (77, 77, 77))
     verify_certificate(cert, CHAIN_ID, public, verify)
     with pytest.raises(CertificateError):
-        verify_certificate(CommitCertificate(2, 0, D, cert.signatures), CHAIN_ID, public, verify)
+        verify_certificate(CommitCertificate(2, 0, D, sigs, (77,) * 3), CHAIN_ID, public, verify)
+    with pytest.raises(CertificateError, match="validator 2"):
+        verify_certificate(CommitCertificate(1, 0, D, sigs, (77, 78, 77)), CHAIN_ID, public, verify)
+
+
+def test_untimed_version_1_certificates_still_verify() -> None:
+    """Certificates stored before commits carried a time: 4-array, old vote bytes."""
+    keys = Keys(4)
+    signing = untimed_commit_signing_bytes(CHAIN_ID, 1, 9, D)
+    cert = CommitCertificate(9, 1, D, tuple((i, keys.sign(i, signing)) for i in (0, 1, 2)))
+    assert not cert.timed
+    raw = cert.to_bytes()
+    assert raw[0] == 0x94  # fixarray of 4: [height, view, digest, [[index, signature]...]]
+    assert CommitCertificate.from_bytes(raw) == cert
+    verify_certificate(cert, CHAIN_ID, keys.public, keys.verify)
+    # A timed certificate with the untimed signatures does not verify (other bytes).
+    timed = CommitCertificate(9, 1, D, cert.signatures, (0, 0, 0))
+    with pytest.raises(CertificateError, match="bad signature"):
+        verify_certificate(timed, CHAIN_ID, keys.public, keys.verify)
+
+
+def test_timed_certificate_encoding() -> None:
+    keys = Keys(4)
+    cert = _cert(keys, [0, 2, 3])
+    raw = cert.to_bytes()
+    assert raw[:2] == bytes([0x95, 0x02])  # [2, height, view, digest, [[i, sig, time]...]]
+    assert CommitCertificate.from_bytes(raw) == cert
+    for bad in ([3, 9, 1, D, []], [2, 9, 1, D, [[0, b"s"]]], [2, 9, 1, D, [[0, b"s", -1]]]):
+        with pytest.raises(CertificateError):
+            CommitCertificate.from_wire(bad)

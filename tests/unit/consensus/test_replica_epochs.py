@@ -122,7 +122,7 @@ def test_a_lagging_replica_does_not_judge_heights_another_set_may_sign() -> None
         (i, next_set.sign(i, vote_signing_bytes(CHAIN_ID, "commit", 0, 3, digest)))
         for i in (0, 2, 3, 4)
     )
-    foreign = CommitCertificate(3, 0, digest, sigs)
+    foreign = CommitCertificate(3, 0, digest, sigs, (0,) * len(sigs))
     proposal = h.pre_prepare(0, 4, b"block 4", sender=0, last_commit=foreign)
     actions = h.feed(proposal)
     assert not [a for a in actions if isinstance(a, Misbehaviour)]

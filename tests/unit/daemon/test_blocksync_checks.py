@@ -72,8 +72,8 @@ def _setup(tmp_path: Path) -> tuple[Chain, crypto.SigningKey, BlockSyncReactor, 
 
 
 def _certificate(key: crypto.SigningKey, height: int, digest: bytes) -> bytes:
-    signature = key.sign(vote_signing_bytes(CHAIN, "commit", 0, height, digest))
-    return CommitCertificate(height, 0, digest, ((0, signature),)).to_bytes()
+    signature = key.sign(vote_signing_bytes(CHAIN, "commit", 0, height, digest, 5))
+    return CommitCertificate(height, 0, digest, ((0, signature),), (5,)).to_bytes()
 
 
 async def test_a_good_block_is_applied(tmp_path: Path) -> None:
@@ -114,3 +114,41 @@ async def test_junk_is_refused_before_it_is_decoded(
     assert not await reactor.apply_fetched(junk, _certificate(key, 1, good.hash))
     assert decoded == [junk] and applied == []
     assert chain.statistics()["decoded_blocks"] == 0  # fetched blocks stay out of the cache
+
+
+def _served_chain(tmp_path: Path, key: crypto.SigningKey, count: int) -> list[list[bytes]]:
+    """`count` certified blocks of another node's store, as a "blks" answer carries them."""
+    source, _, _, _ = _setup(tmp_path / "source")
+    maker = Account("maker", 2)
+    items = []
+    for height in range(1, count + 1):
+        tx = maker.tx("notary.anchor", {"digest": bytes([height]) * 32})
+        block = next_block(source.store, [tx])
+        cert = _certificate(key, height, block.hash)
+        source.store.commit_block(block, cert, chain_id=CHAIN, signature_ok=lambda t: True)
+        items.append([block.payload, cert])
+    return items
+
+
+async def test_a_range_is_committed_in_one_batch_up_to_a_bad_certificate(
+    tmp_path: Path,
+) -> None:
+    chain, key, reactor, applied = _setup(tmp_path / "node")
+    items = _served_chain(tmp_path, key, 6)
+    items[4] = [items[4][0], _certificate(crypto.SigningKey.generate(), 5, b"\0" * 32)]
+    batches: list[int] = []
+
+    async def apply_batch(run: list[tuple[Block, bytes]]) -> int:
+        batches.append(len(run))
+        return len(await chain.commit_certified(run))
+
+    reactor._apply_batch = apply_batch
+    count, complete = await reactor._apply_range(1, items)
+    assert (count, complete) == (4, False)
+    assert batches == [4] and chain.store.head.height == 4
+    assert reactor._counters["sync_rejected"] == 1
+    assert applied == []  # the one-block path was not used
+    # The rest, from a good peer, continues from the new head (stored blocks skipped).
+    good = _served_chain(tmp_path / "again", key, 6)
+    assert await reactor._apply_range(1, good) == (2, True)
+    assert chain.store.head.height == 6 and batches == [4, 2]

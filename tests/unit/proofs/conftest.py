@@ -13,7 +13,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from proofkit import CertifiedChain, open_chain  # noqa: E402
+from proofkit import CertifiedChain, fill_busy, open_chain  # noqa: E402
 
 
 @pytest.fixture
@@ -26,52 +26,4 @@ def chain(tmp_path: Path) -> Iterator[CertifiedChain]:
 @pytest.fixture
 def busy_chain(chain: CertifiedChain) -> CertifiedChain:
     """A chain holding every transaction type, ok and refused, over several blocks."""
-    a = chain.accounts
-    chain.commit(
-        [
-            chain.tx("maker", "item.register", {"item": "crate-1", "meta": {"sku": "C"}}),
-            chain.tx("maker", "item.register", {"item": "crate-2"}),
-            chain.tx("admin", "account.grant", {"account": a["retailer"].pub, "roles": ["member"]}),
-        ]
-    )
-    chain.commit(
-        [
-            chain.tx(
-                "maker",
-                "item.register",
-                {"item": "pallet-1", "meta": {"origin": "Lyon"}, "parents": ["crate-1", "crate-2"]},
-            ),
-            chain.tx("maker", "record.put", {"ns": "spec", "key": "p1", "value": {"w": 12}}),
-            chain.tx("shipper", "record.put", {"ns": "spec", "key": "p1", "value": "x"}),
-            chain.tx("maker", "notary.anchor", {"digest": b"\x11" * 32, "meta": {"n": "doc"}}),
-        ]
-    )
-    chain.commit(
-        [
-            chain.tx(
-                "maker",
-                "item.event",
-                {"item": "pallet-1", "kind": "packed", "location": "Lyon", "note": "ok"},
-            ),
-            chain.tx("maker", "item.transfer", {"item": "pallet-1", "to": a["shipper"].pub}),
-            chain.tx("inspector", "item.event", {"item": "pallet-1", "kind": "inspected"}),
-            chain.tx("retailer", "item.transfer", {"item": "pallet-1", "to": a["retailer"].pub}),
-            chain.tx("admin", "account.revoke", {"account": a["inspector"].pub}),
-        ]
-    )
-    chain.commit(
-        [chain.tx("shipper", "item.transfer", {"item": "pallet-1", "to": a["retailer"].pub})]
-    )
-    remove_v3 = {"type": "remove-validator", "name": "v3"}
-    chain.commit(
-        [
-            chain.tx("maker", "gov.propose", {"action": remove_v3}),  # 1 of 3 governors
-            chain.tx("shipper", "gov.vote", {"proposal": 1, "approve": True}),  # 2 of 3: open
-            chain.tx("retailer", "account.rotate", {"new_key": b"\x42" * 32}),
-            chain.tx(
-                "maker", "validator.join", {"proposal": 1, "height": 1, "block_hash": b"\0" * 32}
-            ),
-        ]
-    )
-    chain.commit([])  # certifies the results and state of the block before
-    return chain
+    return fill_busy(chain)

@@ -4,6 +4,7 @@ consensus.vote_signing_bytes), no processes."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Any
 from support.ledger import CHAIN, Account
 
 from consensus import CommitCertificate, vote_signing_bytes
+from consensus.certificates import untimed_commit_signing_bytes
 from node.daemon.api import receipts
 from node.daemon.store import Store
-from node.ledger import apps, crypto, governance
-from node.ledger.block import Block, BlockHeader, build_block, tx_root_of
+from node.ledger import apps, crypto, encoding, governance
+from node.ledger.block import HEADER_DOMAIN, Block, BlockHeader, build_block, tx_root_of
 from node.ledger.genesis import (
     AccountInfo,
     Genesis,
@@ -27,6 +29,7 @@ from node.ledger.governance import Epoch
 from node.ledger.tx import Transaction, make_tx
 
 VALIDATOR_COUNT = 4
+BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 ACCOUNT_ROLES = {
     "admin": ("admin",),
     "maker": ("member",),
@@ -68,11 +71,27 @@ def sign_certificate(
     view: int,
     digest: bytes,
     signers: Sequence[int],
+    *,
+    times: Sequence[int] | None = None,
+    timed: bool = True,
 ) -> CommitCertificate:
-    message = vote_signing_bytes(chain_id, "commit", view, height, digest)
-    return CommitCertificate(
-        height, view, digest, tuple((i, keys[i].sign(message)) for i in sorted(signers))
+    """A commit certificate by `signers`: timed (each signer's clock reading in its vote,
+    by default one second after the block's height in ms past 2026-01-01) or untimed (the
+    version 1 certificates of chains made before commit votes carried a time)."""
+    order = sorted(signers)
+    if not timed:
+        message = untimed_commit_signing_bytes(chain_id, view, height, digest)
+        return CommitCertificate(
+            height, view, digest, tuple((i, keys[i].sign(message)) for i in order)
+        )
+    readings = (
+        list(times) if times is not None else [BASE_MS + height * 1000 + 400 + i for i in order]
     )
+    sigs = tuple(
+        (i, keys[i].sign(vote_signing_bytes(chain_id, "commit", view, height, digest, t)))
+        for i, t in zip(order, readings, strict=True)
+    )
+    return CommitCertificate(height, view, digest, sigs, tuple(readings))
 
 
 @dataclass
@@ -84,6 +103,7 @@ class CertifiedChain:
     keys: list[crypto.SigningKey]
     accounts: dict[str, Account]
     signers: tuple[int, ...] = (0, 1, 2)
+    timed: bool = True  # False: untimed certificates, as stored before certified time
     blocks: list[Block] = field(default_factory=list)
 
     def epoch_for(self, height: int) -> Epoch:
@@ -99,7 +119,7 @@ class CertifiedChain:
             prev_hash=head.block_hash,
             view=view,
             proposer=view % len(epoch.validators),
-            timestamp_ms=1_767_225_600_000 + (head.height + 1) * 1000,
+            timestamp_ms=BASE_MS + (head.height + 1) * 1000,
             tx_root=tx_root_of(txs),
             tx_count=len(txs),
             state_root=head.state_root,
@@ -116,7 +136,13 @@ class CertifiedChain:
         epoch_keys = [by_public[pk] for pk in self.epoch_for(block.height).keys]
         signers = tuple(i for i in self.signers if i < len(epoch_keys))
         cert = sign_certificate(
-            epoch_keys, self.genesis.chain_id, block.height, view, block.hash, signers
+            epoch_keys,
+            self.genesis.chain_id,
+            block.height,
+            view,
+            block.hash,
+            signers,
+            timed=self.timed,
         )
         self.store.commit_block(
             block,
@@ -164,3 +190,90 @@ class StoreSource:
         doc = receipts.build_receipt(self.chain.store, self.chain.genesis, tx_id)
         assert doc is not None
         return doc
+
+
+def reheader(
+    chain: CertifiedChain, doc: dict[str, Any], changes: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """Rewrite headers[i] with changes[i], keep the hash chain, and re-sign every certificate
+    with the same signers and times ("_cert_view" sets the certificate's view)."""
+    doc = copy.deepcopy(doc)
+    prev_hash = None
+    for i, entry in enumerate(doc["headers"]):
+        change = dict(changes.get(i, {}))
+        cert_view = change.pop("_cert_view", None)
+        obj = encoding.unpack(bytes.fromhex(entry["header"]))
+        if prev_hash is not None and "prev_hash" not in change:
+            obj["prev_hash"] = prev_hash
+        obj.update(change)
+        raw = encoding.pack(obj)
+        block_hash = crypto.sha256(HEADER_DOMAIN + raw)
+        cert = CommitCertificate.from_bytes(bytes.fromhex(entry["certificate"]))
+        resigned = sign_certificate(
+            chain.keys,
+            chain.genesis.chain_id,
+            obj["height"],
+            cert.view if cert_view is None else cert_view,
+            block_hash,
+            cert.signers(),
+            times=cert.times,
+            timed=cert.timed,
+        )
+        entry["header"], entry["certificate"] = raw.hex(), resigned.to_bytes().hex()
+        prev_hash = block_hash
+    return doc
+
+
+def fill_busy(chain: CertifiedChain) -> CertifiedChain:
+    """Commit every transaction type, ok and refused, over several blocks."""
+    a = chain.accounts
+    chain.commit(
+        [
+            chain.tx("maker", "item.register", {"item": "crate-1", "meta": {"sku": "C"}}),
+            chain.tx("maker", "item.register", {"item": "crate-2"}),
+            chain.tx("admin", "account.grant", {"account": a["retailer"].pub, "roles": ["member"]}),
+        ]
+    )
+    chain.commit(
+        [
+            chain.tx(
+                "maker",
+                "item.register",
+                {"item": "pallet-1", "meta": {"origin": "Lyon"}, "parents": ["crate-1", "crate-2"]},
+            ),
+            chain.tx("maker", "record.put", {"ns": "spec", "key": "p1", "value": {"w": 12}}),
+            chain.tx("shipper", "record.put", {"ns": "spec", "key": "p1", "value": "x"}),
+            chain.tx("maker", "notary.anchor", {"digest": b"\x11" * 32, "meta": {"n": "doc"}}),
+        ]
+    )
+    chain.commit(
+        [
+            chain.tx(
+                "maker",
+                "item.event",
+                {"item": "pallet-1", "kind": "packed", "location": "Lyon", "note": "ok"},
+            ),
+            chain.tx("maker", "item.transfer", {"item": "pallet-1", "to": a["shipper"].pub}),
+            chain.tx("inspector", "item.event", {"item": "pallet-1", "kind": "inspected"}),
+            chain.tx("retailer", "item.transfer", {"item": "pallet-1", "to": a["retailer"].pub}),
+            chain.tx("admin", "account.revoke", {"account": a["inspector"].pub}),
+        ]
+    )
+    chain.commit(
+        [chain.tx("shipper", "item.transfer", {"item": "pallet-1", "to": a["retailer"].pub})]
+    )
+    remove_v3 = {"type": "remove-validator", "name": "v3"}
+    chain.commit(
+        [
+            chain.tx("maker", "gov.propose", {"action": remove_v3}),  # 1 of 3 governors
+            chain.tx("shipper", "gov.vote", {"proposal": 1, "approve": True}),  # 2 of 3: open
+            chain.tx("retailer", "account.rotate", {"new_key": b"\x42" * 32}),
+            chain.tx(
+                "maker", "validator.join", {"proposal": 1, "height": 1, "block_hash": b"\0" * 32}
+            ),
+            # Not an RFC 3161 response (test_timestamps.py records real ones).
+            chain.tx("maker", "checkpoint.timestamp", {"height": 4, "response": b"\x30\x00"}),
+        ]
+    )
+    chain.commit([])  # certifies the results and state of the block before
+    return chain

@@ -118,6 +118,6 @@ async def test_record_get_proves_the_value_it_returns(busy_chain: CertifiedChain
 
 def test_methods_declare_prove() -> None:
     names = _api(None).methods()
-    assert names["receipt_get"][1] == ("tx_id",)
-    for method in ("item_get", "record_get", "notary_get"):
-        assert "prove" in names[method][1]
+    assert names["receipt_get"][1] == ("tx_id", "tsa")
+    for method in ("item_get", "record_get", "notary_get", "account_get"):
+        assert "prove" in names[method][1] and "tsa" in names[method][1]

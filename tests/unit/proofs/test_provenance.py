@@ -156,6 +156,6 @@ def test_report_names_steps_custodians_and_escapes_text(busy_chain: CertifiedCha
     assert "&lt;b&gt;odd&lt;/b&gt;" in page
     page = provenance.build_bundle(StoreSource(chain), chain.genesis, "pallet-1")["report.html"]
     text = page.decode()
-    for expected in ("custody transfer", "inspected", "Lyon", "retailer", "crate-2", "Verified"):
+    for expected in ("transfer", "inspected", "Lyon", "retailer", "crate-2", "Verified"):
         assert expected in text
     assert "http://" not in text and "https://" not in text and "<script" not in text

@@ -31,6 +31,7 @@ EXPECTED_CODES = {
     14: ("gov.vote", "ok"),
     15: ("account.rotate", "ok"),
     16: ("validator.join", "not_waiting"),
+    17: ("checkpoint.timestamp", "bad_token"),
 }
 
 

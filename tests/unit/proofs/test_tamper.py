@@ -22,7 +22,7 @@ from proofkit import CertifiedChain, open_chain, sign_certificate, validator_key
 
 from node.daemon.api import receipts
 from node.ledger import apps, crypto
-from node.proofs import verify
+from node.proofs import jsondoc, verify
 
 MAX_MEMO_ENTRIES = 200_000
 Path_ = tuple[str | int, ...]
@@ -87,7 +87,7 @@ def replaced(doc: Any, path: Path_, new: Any) -> Any:
 
 
 def is_hex(value: object) -> bool:
-    return isinstance(value, str) and value != "" and verify._HEX_RE.fullmatch(value) is not None
+    return isinstance(value, str) and value != "" and jsondoc._HEX_RE.fullmatch(value) is not None
 
 
 def mutations(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -190,7 +190,10 @@ def test_every_character_flip_of_the_json_text_is_rejected(
 
 
 def cert_wire(doc: dict[str, Any], i: int) -> list[Any]:
-    return msgpack.unpackb(bytes.fromhex(doc["headers"][i]["certificate"]), raw=False)
+    """A timed certificate: [2, height, view, digest, [[index, signature, time_ms], ...]]."""
+    wire = msgpack.unpackb(bytes.fromhex(doc["headers"][i]["certificate"]), raw=False)
+    assert wire[0] == 2
+    return list(wire)
 
 
 def with_cert(doc: dict[str, Any], i: int, wire: list[Any]) -> dict[str, Any]:
@@ -210,7 +213,7 @@ def test_certificate_from_another_height(busy_chain: CertifiedChain) -> None:
 def test_real_signature_over_another_message(busy_chain: CertifiedChain) -> None:
     doc = receipt_doc(busy_chain, 1, 0)
     wire = cert_wire(doc, 0)
-    wire[3][1][1] = cert_wire(doc, 1)[3][1][1]  # validator 1's signature for block h + 1
+    wire[4][1][1] = cert_wire(doc, 1)[4][1][1]  # validator 1's signature for block h + 1
     error = rejected(with_cert(doc, 0, wire), busy_chain)
     assert error.part == "headers[0].certificate" and "validator 1" in error.reason
 
@@ -218,10 +221,10 @@ def test_real_signature_over_another_message(busy_chain: CertifiedChain) -> None
 def test_one_signature_repeated_to_quorum(busy_chain: CertifiedChain) -> None:
     doc = receipt_doc(busy_chain, 1, 0)
     wire = cert_wire(doc, 0)
-    first = wire[3][0]
-    repeated = [*wire[:3], [first, first, first]]
+    first = wire[4][0]
+    repeated = [*wire[:4], [first, first, first]]
     assert "strictly increasing" in rejected(with_cert(doc, 0, repeated), busy_chain).reason
-    relabelled = [*wire[:3], [[0, first[1]], [1, first[1]], [2, first[1]]]]
+    relabelled = [*wire[:4], [[0, first[1], first[2]], [1, first[1], first[2]], [2, *first[1:]]]]
     assert "bad signature" in rejected(with_cert(doc, 0, relabelled), busy_chain).reason
 
 
@@ -287,7 +290,7 @@ def test_fewer_than_quorum_signers(busy_chain: CertifiedChain) -> None:
     doc = receipt_doc(busy_chain, 1, 0)
     wire = cert_wire(doc, 0)
     chain_id = busy_chain.genesis.chain_id
-    weak = sign_certificate(busy_chain.keys, chain_id, wire[0], wire[1], wire[2], (1, 3))
+    weak = sign_certificate(busy_chain.keys, chain_id, wire[1], wire[2], wire[3], (1, 3))
     swapped = replaced(doc, ("headers", 0, "certificate"), weak.to_bytes().hex())
     assert "2 signatures, a quorum of 4 is 3" in rejected(swapped, busy_chain).reason
     # A node whose stored certificate is short refuses to hand out the receipt at all.
@@ -304,13 +307,13 @@ def test_keys_outside_the_validator_set(busy_chain: CertifiedChain) -> None:
     outsiders = validator_keys(seed_base=200)
     wire = cert_wire(doc, 0)
     forged = sign_certificate(
-        outsiders, busy_chain.genesis.chain_id, wire[0], wire[1], wire[2], (0, 1, 2)
+        outsiders, busy_chain.genesis.chain_id, wire[1], wire[2], wire[3], (0, 1, 2)
     )
     swapped = replaced(doc, ("headers", 0, "certificate"), forged.to_bytes().hex())
     assert "bad signature from validator 0" in rejected(swapped, busy_chain).reason
     keys = [*busy_chain.keys, *outsiders]
     beyond = sign_certificate(
-        keys, busy_chain.genesis.chain_id, wire[0], wire[1], wire[2], (0, 1, 5)
+        keys, busy_chain.genesis.chain_id, wire[1], wire[2], wire[3], (0, 1, 5)
     )
     swapped = replaced(doc, ("headers", 0, "certificate"), beyond.to_bytes().hex())
     assert "signer 5 is not a validator" in rejected(swapped, busy_chain).reason
@@ -338,7 +341,7 @@ def test_another_chain_id(tmp_path: Path, busy_chain: CertifiedChain) -> None:
     # Our own header, but its votes signed for another chain id: the domain tag differs.
     doc = receipt_doc(busy_chain, 1, 0)
     wire = cert_wire(doc, 0)
-    cross = sign_certificate(busy_chain.keys, "other-chain", wire[0], wire[1], wire[2], (0, 1, 2))
+    cross = sign_certificate(busy_chain.keys, "other-chain", wire[1], wire[2], wire[3], (0, 1, 2))
     swapped = replaced(doc, ("headers", 0, "certificate"), cross.to_bytes().hex())
     assert "bad signature" in rejected(swapped, busy_chain).reason
 
