@@ -421,7 +421,20 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         if self._last_height is not None and height > self._last_height:
             self._count("dropped.next_epoch")
             return False
+        if not self._epoch_known(height):
+            self._count("dropped.epoch_unknown")
+            self._learn_from_unknown_epoch(msg)
+            return False
         return True
+
+    def _epoch_known(self, height: int) -> bool:
+        """True when this replica knows that `height` is in its epoch. The set that signs a
+        height is fixed by the chain up to two blocks before it, and the node calls
+        end_epoch_at once the block that schedules a change is executed: so heights up to
+        executed + 2 are this epoch's unless told otherwise. Beyond, a change this node has
+        not executed yet may have put another set there, whose indexes name other
+        validators: such a message is judged by nobody (no vote counted, no evidence)."""
+        return self._last_height is not None or height <= self._executed + 2
 
     def _is_current(self, msg: PrePrepare | Prepare | Commit) -> bool:
         """True when msg is for the slot; buffers future messages and helps stale senders."""

@@ -79,6 +79,11 @@ class ReplicaBase:
     _counters: dict[str, int]
 
     @property
+    def epoch(self) -> int:
+        """The epoch (validator set) this replica runs."""
+        return self._config.epoch
+
+    @property
     def last_height(self) -> int | None:
         return self._last_height
 
@@ -256,4 +261,7 @@ class ReplicaBase:
         raise NotImplementedError
 
     def _learn_from_certificate(self, certificate: CommitCertificate, source: int) -> bool:
+        raise NotImplementedError
+
+    def _learn_from_unknown_epoch(self, msg: Message) -> None:
         raise NotImplementedError

@@ -132,6 +132,37 @@ class CatchUpMixin(ReplicaBase):
             delivered_any = True
         return delivered_any
 
+    def _learn_from_unknown_epoch(self, msg: Message) -> None:
+        """A message for a height whose set this replica does not know yet can still show
+        that it is behind, without judging anyone: a commit certificate it carries that a
+        quorum of this set signed, or checkpoints (f + 1 matching) this set's keys signed.
+        What does not verify is dropped silently: it may be the next set's, and proves
+        nothing. Such checkpoints never make a checkpoint stable here (that height may lie
+        beyond this epoch); they only send the replica fetching."""
+        config = self._config
+        if isinstance(msg, PrePrepare | CommitNotice):
+            certificate = msg.last_commit if isinstance(msg, PrePrepare) else msg.certificate
+            if certificate is None or certificate.height <= self._delivered:
+                return
+            try:
+                verify_certificate(
+                    certificate,
+                    config.chain_id,
+                    config.validators,
+                    self._verify,
+                    quorum=self._quorum,
+                )
+            except CertificateError:
+                return
+            self._learn_committed(certificate.height, certificate.signers())
+        elif isinstance(msg, Checkpoint):
+            if not 0 <= msg.sender < self._n or msg.sender == self._me:
+                return
+            key = config.validators[msg.sender]
+            if self._verify(key, msg.signature, msg.signing_bytes(config.chain_id)):
+                # That key signed it, whatever the set: its misbehaviour is evidence.
+                self._on_checkpoint(msg, stabilise=False)
+
     def _on_commit_notice(self, msg: CommitNotice) -> None:
         self._learn_from_certificate(msg.certificate, msg.sender)
 
@@ -182,14 +213,15 @@ class CatchUpMixin(ReplicaBase):
         if checkpoint is not None and checkpoint.height > self._checkpoints.low:
             self._broadcast(checkpoint)
 
-    def _on_checkpoint(self, msg: Checkpoint) -> None:
+    def _on_checkpoint(self, msg: Checkpoint, *, stabilise: bool = True) -> None:
         if msg.height == 0 or msg.height % self._config.checkpoint_interval != 0:
             self._report(msg.sender, "bad-checkpoint", f"checkpoint at height {msg.height}")
             return
         if self._checkpoints.add(msg) == EQUIVOCATION:
             self._report(msg.sender, "equivocation", f"two state roots at height {msg.height}")
             return
-        self._check_stable(msg.height)
+        if stabilise:
+            self._check_stable(msg.height)
         supported = self._checkpoints.highest_supported(self._delivered, self._f + 1)
         if supported is not None:
             height, senders = supported

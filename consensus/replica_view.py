@@ -144,7 +144,11 @@ class ViewChangeMixin(ReplicaBase):
         self._maybe_build_new_view()
 
     def _view_change_support(self, view: int) -> int:
-        return sum(1 for vc in self._view_changes.values() if vc.new_view == view)
+        """How many validators asked to leave view - 1: a view change for a later view asks
+        that too (each validator's highest is kept). Counting only `view` itself deadlocked
+        a quorum split across two views (found by the simulator with epochs: one validator
+        had finished the epoch and left, one honest was a view ahead, two waited below)."""
+        return sum(1 for vc in self._view_changes.values() if vc.new_view >= view)
 
     def _maybe_join_view_change(self) -> None:
         """f + 1 replicas want a view above ours: one of them is honest, so follow."""

@@ -3,12 +3,15 @@
 A byzantine node runs the real Replica; the world rewrites what it sends (equivocating
 pre-prepares, withheld votes, lying view changes, broken signatures) and adds votes it should
 not cast (double voting). Twins are two nodes with one identity (see RunPlan.instances).
+What it forges names its index and signs with its key in the epoch its replica runs (a
+validator set may change during a run); while it is no validator it forges nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from consensus import (
@@ -21,8 +24,9 @@ from consensus import (
     ViewChange,
     vote_signing_bytes,
 )
-from simulator.app import BlockBody, decode_body, sha256
+from simulator.app import decode_body, sha256
 from simulator.checks import Checker
+from simulator.epochs import SimEpoch
 from simulator.keys import KeyRing
 from simulator.plan import (
     CORRUPT,
@@ -36,11 +40,16 @@ from simulator.plan import (
 
 
 class SimNode(Protocol):
-    """What a byzantine behaviour reads of a simulated node (simulator.world.Node)."""
+    """What a byzantine behaviour reads of a simulated node (simulator.node.Node)."""
 
     identity: int
     honest: bool
     behaviours: frozenset[str]
+    epoch: SimEpoch  # the epoch its replica runs
+    key_index: int  # the key it signs with
+
+    @property
+    def sender_index(self) -> int | None: ...
 
 
 CHAIN_ID = "sim-chain"
@@ -72,6 +81,12 @@ class ByzantineMixin(Generic[Node]):
     def forged_tx(self) -> int:
         raise NotImplementedError
 
+    def broadcast_targets(self, node: Node) -> list[int]:
+        raise NotImplementedError
+
+    def _signer(self, node: Node) -> Callable[[bytes], bytes]:
+        return self.keys.signer(node.key_index)
+
     def _withheld_kinds(self, node: Node) -> tuple[type, ...]:
         # Fixed per identity and seed, without touching the run's random stream.
         chooser = random.Random(f"{self.plan.seed}/withhold/{node.identity}")
@@ -87,19 +102,20 @@ class ByzantineMixin(Generic[Node]):
         """Whom a split-brain voter hides its commits from for a block of `view`: the victims,
         unless a victim leads that view (then it helps the victims decide their own block)."""
         victims = self._victims(node)
-        leader = view % len(self.keys.public_keys)
+        leader = node.epoch.leader(view)
         return frozenset() if leader in victims else victims
 
     def on_incoming(self, node: Node, msg: Message) -> None:
         """A double voter prepares and commits every proposal it sees."""
         voter = DOUBLE_VOTE in node.behaviours or SPLIT in node.behaviours
-        if not voter or not isinstance(msg, PrePrepare):
+        me = node.sender_index
+        if not voter or not isinstance(msg, PrePrepare) or me is None:
             return
         self.count("byzantine.double_votes")
-        sign = self.keys.signer(node.identity)
+        sign = self._signer(node)
         for phase, kind in (("prepare", Prepare), ("commit", Commit)):
             signature = sign(vote_signing_bytes(CHAIN_ID, phase, msg.view, msg.height, msg.digest))
-            vote = kind(msg.view, msg.height, msg.digest, node.identity, signature)
+            vote = kind(msg.view, msg.height, msg.digest, me, signature)
             self._to_all(
                 node,
                 vote,
@@ -109,9 +125,9 @@ class ByzantineMixin(Generic[Node]):
             )
 
     def _to_all(self, node: Node, msg: Message, skip: frozenset[int] = frozenset()) -> None:
-        for identity in sorted(self.by_identity):
-            if identity != node.identity and identity not in skip:
-                for receiver in self.by_identity[identity]:
+        for identity in self.broadcast_targets(node):
+            if identity not in skip:
+                for receiver in self.by_identity.get(identity, []):
                     self.send_to(node, receiver, msg)
 
     def outgoing(self, node: Node, msg: Message, targets: list[int]) -> list[tuple[int, Message]]:
@@ -131,24 +147,25 @@ class ByzantineMixin(Generic[Node]):
             targets = kept
         if LYING_VIEW_CHANGE in behaviours and isinstance(msg, ViewChange):
             msg = self._lie(node, msg)
-        if EQUIVOCATE in behaviours and isinstance(msg, PrePrepare) and msg.sender == node.identity:
+        me = node.sender_index
+        if EQUIVOCATE in behaviours and isinstance(msg, PrePrepare) and msg.sender == me:
             return self._equivocate(node, msg, targets)
         # Only its own messages: a broken signature on a relayed message would name the
         # original (honest) sender, and a bad signature is no evidence against anyone.
-        if CORRUPT in behaviours and msg.sender == node.identity and self.rng.random() < 0.1:
+        if CORRUPT in behaviours and msg.sender == me and self.rng.random() < 0.1:
             self.count("byzantine.corrupted")
             if self.rng.random() < 0.5:
                 broken = bytes([msg.signature[0] ^ 0xFF]) + msg.signature[1:]
                 msg = dataclasses.replace(msg, signature=broken)
             else:
-                msg = dataclasses.replace(msg, sender=len(self.keys.public_keys) + 3)
+                msg = dataclasses.replace(msg, sender=node.epoch.n + 3)
         return [(target, msg) for target in targets]
 
     def _lie(self, node: Node, msg: ViewChange) -> ViewChange:
         """A view change that hides the sender's prepared block and commits."""
         self.count("byzantine.lying_view_changes")
-        unsigned = ViewChange(msg.new_view, None, None, None, None, node.identity, b"")
-        signature = self.keys.signer(node.identity)(unsigned.signing_bytes(CHAIN_ID))
+        unsigned = ViewChange(msg.new_view, None, None, None, None, msg.sender, b"", msg.epoch)
+        signature = self._signer(node)(unsigned.signing_bytes(CHAIN_ID))
         return dataclasses.replace(unsigned, signature=signature)
 
     def _equivocate(
@@ -158,27 +175,25 @@ class ByzantineMixin(Generic[Node]):
         if body is None:
             return [(target, msg) for target in targets]
         self.count("byzantine.equivocations")
-        other = BlockBody(
-            body.height, body.prev_digest, body.view, body.proposer, (self.forged_tx(),)
-        )
+        other = dataclasses.replace(body, tx_ids=(self.forged_tx(),))
         payload = other.encode()
         digest = sha256(payload)
         self.checker.proposals.setdefault(digest, node.identity)
-        sign = self.keys.signer(node.identity)
+        sign = self._signer(node)
         other_proposal = PrePrepare(
             msg.view,
             msg.height,
             digest,
             payload,
             msg.last_commit,
-            node.identity,
+            msg.sender,
             sign(vote_signing_bytes(CHAIN_ID, "pre-prepare", msg.view, msg.height, digest)),
         )
         other_prepare = Prepare(
             msg.view,
             msg.height,
             digest,
-            node.identity,
+            msg.sender,
             sign(vote_signing_bytes(CHAIN_ID, "prepare", msg.view, msg.height, digest)),
         )
         sent: list[tuple[int, Message]] = []

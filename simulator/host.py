@@ -19,13 +19,21 @@ write, journal and restart rules (later decided blocks queue behind the running 
 Crashes: `arm_crash(steps)` crashes the node after that many steps of its next work, where a
 step is a message sent, the durable write, a fetch started or a block committed. What the
 store holds survives; the host, its replica and its queues are lost.
+
+Epochs: given a `make_replica` and a store that keeps its chain's epochs, the host runs one
+replica per epoch by the node's rule (consensus.epochs.follow_schedule, as the driver): after
+each commit, and on start, it swaps in the next epoch's replica once the epoch of head + 1 is
+not the replica's (carrying the state over), and tells the replica where its epoch ends once
+the epoch of head + 2 differs. `early_epoch` is a planted bug of the simulator: this host
+swaps to the next set one height early (at the last height of the old epoch).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from consensus import (
     Action,
@@ -38,8 +46,10 @@ from consensus import (
     Replica,
     Send,
 )
+from consensus.epochs import carry_over, follow_schedule
 from consensus.ready import MAX_BATCHES_PER_INPUT, Batch, batch_of, journal_entries
 from simulator.checks import SimViolation
+from simulator.epochs import SimEpoch
 from simulator.store import SimStore, StoredBlock
 
 Input = Callable[[], list[Action]]
@@ -56,8 +66,10 @@ class NodeIO:
     def fetch(self, action: FetchBlocks) -> None:
         """Start block sync; its blocks come back through Host.apply_synced."""
 
-    def evidence(self, action: Misbehaviour) -> None:
-        """Record evidence against a validator."""
+    def evidence(self, action: Misbehaviour, origin: int | None = None, epoch: int = 0) -> None:
+        """Record evidence against a validator: `action.validator` is an index in `epoch`,
+        the epoch of the replica that reported it; `origin` names the link the message came
+        in on (None: not a message), which the node blames for UNATTRIBUTABLE kinds."""
 
     def persisted(self, state: PersistedState) -> None:
         """The record was made durable (after the write)."""
@@ -80,6 +92,17 @@ class NodeIO:
         """The host has carried out everything it was given."""
 
 
+class ReplicaMaker(Protocol):
+    def __call__(
+        self,
+        epoch: SimEpoch,
+        persisted: PersistedState | None,
+        certificate: CommitCertificate | None,
+    ) -> Replica:
+        """The replica of `epoch`, at the store's head, from `persisted` (carried over)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Commit:
     height: int
@@ -90,16 +113,27 @@ class _Commit:
 
 class Host:
     def __init__(
-        self, replica: Replica, store: SimStore, io: NodeIO, *, background: bool = False
+        self,
+        replica: Replica,
+        store: SimStore,
+        io: NodeIO,
+        *,
+        background: bool = False,
+        make_replica: ReplicaMaker | None = None,
+        early_epoch: bool = False,
     ) -> None:
         self.replica = replica
+        self._make_replica = make_replica
+        self._early_epoch = early_epoch
         self.store = store
         self.io = io
         self.background = background
         self.crashed = False
         self.cut_short = False  # crashed by an armed crash in the middle of its work
-        self._inbox: deque[tuple[str, Input | _Commit]] = deque()
-        self._batches: deque[Batch] = deque()
+        self._inbox: deque[tuple[str, Input | _Commit, int | None]] = deque()
+        # Each batch with the link its input came in on and the epoch of the replica that
+        # produced it (the driver's origin; a swap may come between the two).
+        self._batches: deque[tuple[Batch, int | None, int]] = deque()
         self._commits: deque[_Commit] = deque()
         self._running = False
         self._paused = False  # waiting for resume(): a commit is taking its time
@@ -112,20 +146,21 @@ class Host:
 
     def waiting(self, kind: str) -> bool:
         """True when an input of this kind waits in the inbox."""
-        return any(queued == kind for queued, _ in self._inbox)
+        return any(queued == kind for queued, _, _ in self._inbox)
 
-    def input(self, produce: Input, kind: str = "input") -> None:
+    def input(self, produce: Input, kind: str = "input", origin: int | None = None) -> None:
         """Give the replica an input (`produce` calls it and returns its actions) as soon as
-        the host is idle: at once, or after the work in progress."""
+        the host is idle: at once, or after the work in progress. `origin`: the link a
+        message came in on."""
         if not self.crashed:
-            self._inbox.append((kind, produce))
+            self._inbox.append((kind, produce, origin))
             self._drain()
 
     def apply_synced(self, height: int, payload: bytes, certificate: CommitCertificate) -> None:
         """A fetched block whose certificate the caller checked: commit it if it follows the
         head (the driver's apply_synced), then report it with executed(h, root, cert)."""
         if not self.crashed:
-            self._inbox.append(("synced", _Commit(height, payload, certificate, synced=True)))
+            self._inbox.append(("synced", _Commit(height, payload, certificate, synced=True), None))
             self._drain()
 
     def carry_out(self, actions: list[Action]) -> None:
@@ -150,6 +185,24 @@ class Host:
         self._crash_left = steps
         self._crash_started = False
 
+    def follow_schedule(self) -> None:
+        """The node's epoch rule after a commit or on start (see the module docstring)."""
+        schedule = self.store.schedule
+        if schedule is None or self._make_replica is None:
+            return
+        head = self.store.head_height
+        current, upcoming = schedule.epoch_for(head + 1), schedule.epoch_for(head + 2)
+        if self._early_epoch and upcoming.number != current.number:
+            # The planted bug: the new set takes over at the old epoch's last height.
+            current = replace(upcoming, start_height=upcoming.start_height - 1)
+        replica = self.replica
+        step = follow_schedule(replica.epoch, replica.last_height, current, upcoming)
+        if step.swap:
+            carried = carry_over(replica.persisted_state(), current)
+            self.replica = self._make_replica(current, carried, self.store.head_certificate())
+        if step.end_at is not None:
+            self._queue_batch(self.replica.end_epoch_at(step.end_at))
+
     def disarm_crash(self) -> None:
         self._crash_left = None
 
@@ -173,7 +226,7 @@ class Host:
                 if self._commits and not self._paused:
                     self._next_commit()
                 elif self._batches:
-                    self._carry_out(self._batches.popleft())
+                    self._carry_out(*self._batches.popleft())
                 elif self._inbox and (self.background or not self._commits):
                     self._take_input()
                 elif self._commits:
@@ -190,20 +243,20 @@ class Host:
             self._running = False
 
     def _take_input(self) -> None:
-        _, item = self._inbox.popleft()
+        _, item, origin = self._inbox.popleft()
         self._crash_started = self._crash_left is not None
         self._input_batches = 0
         if isinstance(item, _Commit):
             self._commits.append(item)
         else:
-            self._queue_batch(item())
+            self._queue_batch(item(), origin)
 
-    def _queue_batch(self, actions: list[Action]) -> None:
+    def _queue_batch(self, actions: list[Action], origin: int | None = None) -> None:
         self._input_batches += 1
         if self._input_batches > MAX_BATCHES_PER_INPUT:
             raise SimViolation("host", f"one input produced {self._input_batches} batches")
         if actions:  # most inputs produce nothing: no batch to carry out
-            self._batches.append(batch_of(actions))
+            self._batches.append((batch_of(actions), origin, self.replica.epoch))
 
     def _step(self) -> bool:
         """Count one step towards an armed crash; True when the node crashed."""
@@ -221,7 +274,7 @@ class Host:
         self.stop()
         self.io.crashed()
 
-    def _carry_out(self, batch: Batch) -> None:
+    def _carry_out(self, batch: Batch, origin: int | None = None, epoch: int = 0) -> None:
         """Steps 1-3 of the contract; the decided blocks are queued for step 4."""
         io = self.io
         for message in batch.unguarded:  # only the planted bug persist_after_send
@@ -250,7 +303,7 @@ class Host:
             if self._step():
                 return
         for evidence in batch.evidence:
-            io.evidence(evidence)
+            io.evidence(evidence, origin, epoch)
         for deliver in batch.decided:
             self._commits.append(
                 _Commit(deliver.height, deliver.payload, deliver.certificate, synced=False)
@@ -284,3 +337,4 @@ class Host:
             return
         certificate = item.certificate if item.synced else None
         self._queue_batch(self.replica.executed(block.height, block.state_root, certificate))
+        self.follow_schedule()  # the next epoch's replica takes over after its last height

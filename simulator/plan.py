@@ -6,12 +6,21 @@ so a healthy cluster commits a block within a tick or two.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
 from consensus import max_faulty
+from simulator.epochs import ADD, PlannedChange, apply_change, draw_changes
 
 TICK_UNITS = 100
+# The share of the default ("mixed") runs that change the validator set (epochs.py); drawn
+# from a stream of its own, so that the other runs are what they were before epochs.
+RECONFIG_SHARE = 0.3
+# A planted bug of the simulator itself (handled by the host, not by the Replica): one honest
+# replica switches to the next validator set one height early.
+MUTATION_EARLY_EPOCH = "early_epoch"
+SIM_MUTATIONS = frozenset({MUTATION_EARLY_EPOCH})
 
 # Behaviours a byzantine identity can have (at most f byzantine identities per run).
 EQUIVOCATE = "equivocate"  # as leader, sends different pre-prepares to different replicas
@@ -30,7 +39,9 @@ BEHAVIOURS = (EQUIVOCATE, WITHHOLD, DOUBLE_VOTE, TWIN, LYING_VIEW_CHANGE, CENSOR
 @dataclass(frozen=True)
 class FaultEvent:
     at_tick: int
-    kind: str  # "partition", "heal", "crash", "restart", "crash-all", "restart-all"
+    # "partition", "heal", "crash", "restart", "crash-all", "restart-all", "join" (an added
+    # identity's node starts, as a follower, when the vote to add it passes)
+    kind: str
     targets: tuple[int, ...] = ()  # instance indices (crash) or group-1 instances (partition)
     cut: int = 0  # crash after carrying out this many actions of the next action list
 
@@ -67,13 +78,32 @@ class RunPlan:
     # Keep running this long after the heal even when every node committed (to watch for
     # view-change storms on a healthy network); 0 stops at the first commit after the heal.
     calm_ticks: int = 0
+    # Membership changes in the order the chain may carry them (epochs.py), and how many keys
+    # the keyring derives (added identities and rotated keys use keys n, n + 1, ...).
+    changes: tuple[PlannedChange, ...] = ()
+    key_count: int = 0
     # The replicas' leader_loss_ticks: the node tells its replica on every tick whether its
     # link to the leader is up (down: the leader crashed or sits across a partition).
     leader_loss_ticks: int = 5
 
     @property
     def f(self) -> int:
-        return max_faulty(self.n)
+        """The most faulty validators any epoch of the run tolerates."""
+        return max_faulty(max(self.n, *self.set_sizes()))
+
+    def set_sizes(self) -> list[int]:
+        """The size of every validator set the planned changes make, in order."""
+        members = tuple((i, i) for i in range(self.n))
+        sizes = [self.n]
+        for planned in self.changes:
+            members = apply_change(members, planned.change) or members
+            sizes.append(len(members))
+        return sizes
+
+    @property
+    def added(self) -> tuple[int, ...]:
+        """The identities the changes add (each gets a node that joins as a follower)."""
+        return tuple(p.change.identity for p in self.changes if p.change.kind == ADD)
 
     @property
     def liveness_bound_ticks(self) -> int:
@@ -86,6 +116,7 @@ class RunPlan:
         for identity in sorted(self.byzantine):
             if TWIN in self.byzantine[identity]:
                 result.append((identity, 1))
+        result += [(identity, 0) for identity in self.added]
         return result
 
 
@@ -95,8 +126,10 @@ def plan_for_seed(
     validators: int | None = None,
     mutations: frozenset[str] = frozenset(),
     profile: str = "mixed",
+    reconfig: bool | None = None,
 ) -> RunPlan:
-    """Draw a run plan from `seed`. `profile` picks the fault mix (see PROFILES)."""
+    """Draw a run plan from `seed`. `profile` picks the fault mix (see PROFILES); `reconfig`
+    says whether the validator set changes (None: for RECONFIG_SHARE of the "mixed" runs)."""
     rng = random.Random(seed)
     n = validators if validators is not None else rng.choice([4, 4, 4, 5, 6, 7, 7, 8, 10])
     f = max_faulty(n)
@@ -117,7 +150,7 @@ def plan_for_seed(
     fault_ticks = rng.randint(*tune.fault_ticks)
     instance_count = n + sum(1 for b in byzantine.values() if TWIN in b)
     faults = _draw_faults(rng, tune, fault_ticks, instance_count)
-    return RunPlan(
+    plan = RunPlan(
         seed=seed,
         n=n,
         byzantine=byzantine,
@@ -141,6 +174,42 @@ def plan_for_seed(
         background_execution=rng.random() < 0.5,  # drawn late: the draws above stay as they were
         leader_loss_ticks=rng.choice([2, 3, 5]),
     )
+    if reconfig is None:
+        share = random.Random(f"{seed}/reconfig-share").random()
+        reconfig = profile == "mixed" and share < RECONFIG_SHARE
+    return _with_changes(plan) if reconfig else plan
+
+
+def _with_changes(plan: RunPlan) -> RunPlan:
+    """The plan with membership changes, drawn from a stream of their own: a few adds,
+    removes and rotations in the fault window, each added identity's node joining when its
+    vote passes (and crashing sometimes while it catches up), and crashes near the changes."""
+    rng = random.Random(f"{plan.seed}/reconfig")
+    changes, key_count = draw_changes(rng, plan.n, sorted(plan.byzantine), plan.fault_ticks)
+    with_changes = dataclasses.replace(plan, changes=changes, key_count=key_count)
+    instances = with_changes.instances()
+    first_added = len(instances) - len(with_changes.added)
+    events = list(plan.faults)
+    last = max(1, plan.fault_ticks - 5)
+    for offset, planned in enumerate(p for p in changes if p.change.kind == ADD):
+        target = first_added + offset
+        events.append(FaultEvent(planned.at_tick, "join", (target,)))
+        if rng.random() < 0.5:
+            start = rng.randint(min(planned.at_tick + 1, last), last)
+            events.append(FaultEvent(start, "crash", (target,), cut=rng.randint(0, 3)))
+            events.append(
+                FaultEvent(min(start + rng.randint(1, 30), plan.fault_ticks), "restart", (target,))
+            )
+    for planned in changes:
+        if rng.random() < 0.5:  # a crash near the change: before, at or after its boundary
+            start = min(planned.at_tick + rng.randint(0, 5), last)
+            target = rng.randrange(first_added)
+            events.append(FaultEvent(start, "crash", (target,), cut=rng.randint(0, 3)))
+            events.append(
+                FaultEvent(min(start + rng.randint(1, 30), plan.fault_ticks), "restart", (target,))
+            )
+    events.sort(key=lambda e: (e.at_tick, e.kind, e.targets))
+    return dataclasses.replace(with_changes, faults=tuple(events))
 
 
 def _draw_faults(

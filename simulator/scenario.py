@@ -97,7 +97,7 @@ class _Replica(NodeIO):
     def fetch(self, action: FetchBlocks) -> None:
         self.scenario.fetch(self.index, action)
 
-    def evidence(self, action: Misbehaviour) -> None:
+    def evidence(self, action: Misbehaviour, origin: int | None = None, epoch: int = 0) -> None:
         self.scenario.out.append(f"  {self.index} reports {action.validator}: {action.kind}")
 
     def persisted(self, state: PersistedState) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from consensus import CommitCertificate, PersistedState
 from consensus.ready import JournalEntry, replay_on_start
-from simulator.app import GENESIS_DIGEST, GENESIS_ROOT
+from simulator.app import GENESIS_DIGEST, GENESIS_ROOT, decode_body
+from simulator.epochs import EpochSchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,9 @@ class StoreRuleError(Exception):
 
 
 class SimStore:
-    def __init__(self) -> None:
+    def __init__(self, schedule: EpochSchedule | None = None) -> None:
+        # None: a fixed validator set (the transcripts and the unit tests' clusters).
+        self.schedule = schedule
         self.blocks: list[StoredBlock] = []
         self.record: bytes | None = None
         self.journal: list[JournalEntry] = []
@@ -77,6 +80,12 @@ class SimStore:
         root = hashlib.sha256(self.root_at(height - 1) + digest).digest()
         block = StoredBlock(height, payload, digest, certificate, root)
         self.blocks.append(block)
+        if self.schedule is not None:
+            body = decode_body(payload)
+            if body is not None and body.change is not None:
+                # A change the block may not carry changes nothing (the checker's validity
+                # check reports such a block; the node's governance records a failure).
+                self.schedule = self.schedule.after(height, body.change) or self.schedule
         return block
 
     def recover(self) -> list[StoredBlock]:

@@ -7,6 +7,8 @@ its replica's output by the node's contract (consensus/ready.py) on a store with
 journaling and restart rules (store.py): a crash can cut that work between any two steps, and
 loses everything the store does not hold. The world also serves FetchBlocks from other nodes'
 stores after checking certificates, proposes blocks, and suspects censorship like the node.
+Membership changes (epochs.py, members.py): a block may carry one; every node derives its
+epochs from its own chain, and its host runs one replica per epoch by the node's rule.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
@@ -22,10 +24,9 @@ from consensus import (
     Action,
     Broadcast,
     CertificateError,
+    CommitCertificate,
     Deliver,
-    FetchBlocks,
     Message,
-    Misbehaviour,
     PersistedState,
     Replica,
     ReplicaConfig,
@@ -37,99 +38,30 @@ from consensus import (
     quorum_size,
     verify_certificate,
 )
+from consensus.epochs import carry_over
 from consensus.invariants import InvariantViolation
 from simulator.app import MAX_TXS_PER_BLOCK, BlockBody, SimApp, decode_body, sha256
 from simulator.byzantine import ByzantineMixin
 from simulator.checks import Checker, SimViolation
-from simulator.host import Host, NodeIO
+from simulator.epochs import ADD, EpochSchedule, SimEpoch
+from simulator.host import Host
 from simulator.keys import KeyRing
-from simulator.plan import SPLIT, TICK_UNITS, FaultEvent, RunPlan, plan_for_seed
+from simulator.members import SYNC_POLL_TICKS, MembershipMixin
+from simulator.node import Node, tx_ids_of
+from simulator.plan import (
+    MUTATION_EARLY_EPOCH,
+    SIM_MUTATIONS,
+    SPLIT,
+    TICK_UNITS,
+    FaultEvent,
+    RunPlan,
+    plan_for_seed,
+)
 from simulator.store import SimStore, StoredBlock, StoreRuleError
 
 CHAIN_ID = "sim-chain"
 MAX_EVENTS = 3_000_000
 FETCH_BATCH = 20
-
-
-@dataclass(eq=False)
-class Node(NodeIO):
-    """One simulated node (a twin identity has two); the NodeIO of its host."""
-
-    index: int
-    identity: int
-    honest: bool
-    behaviours: frozenset[str]
-    world: World
-    # Durable: survives crashes.
-    store: SimStore = field(default_factory=SimStore)
-    tx_set: set[int] = field(default_factory=set)  # the tx ids in the stored chain
-    # Volatile.
-    host: Host | None = None
-    incarnation: int = 0
-    propose_scheduled: bool = False
-    suspected_view: int = -1
-    first_waiting_tx: int = 1  # every tx id below it is in the chain (or has a nonce gap)
-    last_commit_time: int = 0
-
-    @property
-    def replica(self) -> Replica | None:
-        return None if self.host is None else self.host.replica
-
-    @property
-    def up(self) -> bool:
-        return self.host is not None
-
-    @property
-    def executed_height(self) -> int:
-        return self.store.head_height
-
-    def digest_at(self, height: int) -> bytes:
-        return self.store.digest_at(height)
-
-    def on_validate(self, height: int) -> None:
-        if height != self.executed_height + 1:
-            raise SimViolation(
-                "node-rule",
-                f"node {self.index} asked to validate {height} at executed {self.executed_height}",
-            )
-
-    # ----------------------------------------------------------------- NodeIO (host.py)
-
-    def send(self, action: Send | Broadcast) -> None:
-        self.world.transmit(self, action)
-
-    def fetch(self, action: FetchBlocks) -> None:
-        world = self.world
-        delay = world.rng.randint(*world.plan.fetch_delay_units)
-        world.schedule(delay, "fetch", self.index, self.incarnation, action.peers)
-
-    def evidence(self, action: Misbehaviour) -> None:
-        self.world.count(f"evidence.{action.kind}")
-        self.world.checker.on_misbehaviour(
-            self.identity, action.validator, action.kind, action.detail
-        )
-
-    def persisted(self, state: PersistedState) -> None:
-        self.world.count("persists")
-
-    def decided(self, action: Deliver, stored: StoredBlock | None) -> None:
-        self.world.on_decided(self, action, stored)
-
-    def committed(self, block: StoredBlock, *, synced: bool) -> None:
-        self.tx_set.update(_txs(block.payload))
-        self.last_commit_time = self.world.now
-
-    def commit_delay(self) -> int:
-        world = self.world
-        delay = world.rng.randint(*world.plan.exec_delay_units)
-        world.schedule(delay, "execute", self.index, self.incarnation)
-        return delay
-
-    def crashed(self) -> None:
-        self.world.crash(self)
-
-    def idle(self) -> None:
-        self.world.after(self)
 
 
 @dataclass
@@ -142,13 +74,21 @@ class RunResult:
     end_tick: int
 
 
-class World(ByzantineMixin["Node"]):
+class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
-        self.keys = KeyRing(plan.n, plan.seed, real=plan.real_signatures)
-        honest = frozenset(i for i in range(plan.n) if i not in plan.byzantine)
-        self.checker = Checker(CHAIN_ID, plan.n, self.keys, honest)
+        self.keys = KeyRing(max(plan.n, plan.key_count), plan.seed, real=plan.real_signatures)
+        self.planned = plan.changes
+        self.changes = tuple(planned.change for planned in plan.changes)
+        self.added_at = {
+            p.change.identity: p.at_tick * TICK_UNITS for p in plan.changes if p.change.kind == ADD
+        }
+        added_keys = {p.change.identity: p.change.key for p in plan.changes if p.change.kind == ADD}
+        identities = sorted({identity for identity, _ in plan.instances()})
+        honest = frozenset(i for i in identities if i not in plan.byzantine)
+        genesis = EpochSchedule.genesis(plan.n)
+        self.checker = Checker(CHAIN_ID, self.keys, honest, genesis, self.changes)
         self.now = 0
         self._events: list[tuple[int, int, tuple[object, ...]]] = []
         self._sequence = 0
@@ -157,7 +97,22 @@ class World(ByzantineMixin["Node"]):
         self.nodes: list[Node] = []
         for index, (identity, _copy) in enumerate(plan.instances()):
             behaviours = plan.byzantine.get(identity, frozenset())
-            self.nodes.append(Node(index, identity, identity in honest, behaviours, self))
+            node = Node(
+                index,
+                identity,
+                identity in honest,
+                behaviours,
+                self,
+                SimStore(genesis),
+                genesis.epochs[0],
+                added_keys.get(identity, identity),
+                born=identity < plan.n,
+            )
+            self.nodes.append(node)
+        # The planted bug early_epoch: the first honest validator's host swaps sets early.
+        early = MUTATION_EARLY_EPOCH in plan.mutations
+        self._early_identity = min(honest) if early and honest else -1
+        self._epoch_keys: dict[SimEpoch, tuple[bytes, ...]] = {}
         self.by_identity: dict[int, list[Node]] = {}
         for node in self.nodes:
             self.by_identity.setdefault(node.identity, []).append(node)
@@ -166,6 +121,9 @@ class World(ByzantineMixin["Node"]):
                 self.count("byzantine.twin_identities")
         if plan.background_execution:
             self.count("runs.background_execution")
+        if plan.changes:
+            self.count("runs.reconfiguring")
+            self.count("reconfig.changes_planned", len(plan.changes))
         self.group: list[int] = [0] * len(self.nodes)  # partition side of each node
         self.healed = False
         self._heal_height = 0
@@ -197,6 +155,9 @@ class World(ByzantineMixin["Node"]):
 
     def _result(self, violation: str | None) -> RunResult:
         self.stats["blocks"] = self.checker.max_height
+        epochs = self.checker.schedule.started(self.checker.max_height)
+        if epochs:
+            self.stats["epochs_changed"] = epochs
         for node in self.nodes:
             if node.replica is not None and node.honest:
                 counters = node.replica.status()["counters"]
@@ -216,7 +177,8 @@ class World(ByzantineMixin["Node"]):
 
     def _run(self) -> None:
         for node in self.nodes:
-            self._start(node)
+            if node.born:
+                self._start(node)
         for fault in self.plan.faults:
             self._sequence += 1
             heapq.heappush(
@@ -256,9 +218,12 @@ class World(ByzantineMixin["Node"]):
             msg = cast(Message, event[3])
             host = node.host
             if host is not None and node.incarnation == event[2]:
+                if not self.accepts(node, cast(int, event[4])):
+                    self.count("links.refused")  # not a key of its sets: unpinned
+                    return
                 self.on_incoming(node, msg)
-                host.input(partial(host.replica.receive, msg), "msg")
-        elif kind in ("tick", "execute", "propose", "fetch"):
+                host.input(partial(_receive, host, msg), "msg", cast(int, event[5]))
+        elif kind in ("tick", "execute", "propose", "fetch", "sync"):
             node = self.nodes[cast(int, event[1])]
             if node.host is None or node.incarnation != event[2]:
                 return
@@ -276,12 +241,16 @@ class World(ByzantineMixin["Node"]):
 
     # ------------------------------------------------------------------------------ nodes
 
-    def _config(self, identity: int) -> ReplicaConfig:
+    def _config(self, epoch: SimEpoch, my_index: int | None) -> ReplicaConfig:
         plan = self.plan
+        keys = self._epoch_keys.get(epoch)
+        if keys is None:
+            keys = tuple(self.keys.public_keys[key] for key in epoch.key_indices)
+            self._epoch_keys[epoch] = keys
         return ReplicaConfig(
             chain_id=CHAIN_ID,
-            validators=self.keys.public_keys,
-            my_index=identity,
+            validators=keys,
+            my_index=my_index,
             checkpoint_interval=plan.checkpoint_interval,
             watermark_window=plan.watermark_window,
             view_timeout_ticks=plan.view_timeout_ticks,
@@ -289,8 +258,38 @@ class World(ByzantineMixin["Node"]):
             censorship_timeout_ticks=plan.censorship_timeout_ticks,
             retransmit_interval_ticks=plan.retransmit_interval_ticks,
             fetch_retry_ticks=plan.retransmit_interval_ticks * 2,
+            epoch=epoch.number,
+            first_height=epoch.start_height,
             leader_loss_ticks=plan.leader_loss_ticks,
-            mutations=plan.mutations,
+            mutations=plan.mutations - SIM_MUTATIONS,
+        )
+
+    def _replica(
+        self,
+        node: Node,
+        epoch: SimEpoch,
+        persisted: PersistedState | None,
+        certificate: CommitCertificate | None,
+    ) -> Replica:
+        """The node's replica of `epoch` (the host's ReplicaMaker): its index and key in
+        that set, or a follower (no index) that keeps its last key."""
+        index = epoch.index_of(node.identity)
+        key = epoch.key_of(node.identity)
+        if key is not None:
+            node.key_index = key  # a rotated key signs from its epoch on
+        if node.epoch.number != epoch.number:
+            self.count("epochs.replicas_swapped")
+        node.epoch = epoch
+        store = node.store
+        return Replica(
+            self._config(epoch, index),
+            SimApp(node),
+            self.keys.signer(node.key_index),
+            self.keys.verify,
+            committed_height=store.head_height,
+            committed_state_root=store.root_at(store.head_height),
+            persisted=persisted,
+            committed_certificate=certificate,
         )
 
     def _start(self, node: Node) -> None:
@@ -299,20 +298,28 @@ class World(ByzantineMixin["Node"]):
         store = node.store
         for block in store.recover():
             self.count("journal_replayed")
+            if node.honest:
+                # A crash right after the durable write (before the delivery was reported)
+                # leaves a decided block only in the journal: it is delivered now.
+                self.checker.on_block(
+                    node.identity, block.height, block.payload, block.certificate, "replayed"
+                )
             node.committed(block, synced=False)
-        replica = Replica(
-            self._config(node.identity),
-            SimApp(node, self.plan.n),
-            self.keys.signer(node.identity),
-            self.keys.verify,
-            committed_height=store.head_height,
-            committed_state_root=store.root_at(store.head_height),
-            persisted=store.persisted(),
-            committed_certificate=store.head_certificate(),
-        )
+        epoch = node.schedule.epoch_for(store.head_height + 1)
+        persisted = carry_over(store.persisted(), epoch)  # the driver's rule on start
+        replica = self._replica(node, epoch, persisted, store.head_certificate())
         node.incarnation += 1
-        node.host = Host(replica, store, node, background=self.plan.background_execution)
+        node.host = Host(
+            replica,
+            store,
+            node,
+            background=self.plan.background_execution,
+            make_replica=partial(self._replica, node),
+            early_epoch=node.identity == self._early_identity,
+        )
+        node.host.follow_schedule()
         node.propose_scheduled = False
+        node.sync_scheduled = False
         self.schedule(self.rng.randint(1, TICK_UNITS), "tick", node.index, node.incarnation)
         self.after(node)
 
@@ -343,23 +350,43 @@ class World(ByzantineMixin["Node"]):
         low, high = self.plan.block_delay_units
         self.schedule(self.rng.randint(low, high), "propose", node.index, node.incarnation)
 
+    def nodes_of(self, identity: int) -> list[Node]:
+        return self.by_identity.get(identity, [])
+
     def _on_tick(self, node: Node, host: Host) -> None:
         self.schedule(TICK_UNITS, "tick", node.index, node.incarnation)
+        if (
+            self.planned
+            and not node.sync_scheduled
+            and self.now // TICK_UNITS % SYNC_POLL_TICKS == 0
+        ) and self.sync_sources(node, self.nodes):  # block sync: a linked peer is ahead
+            node.sync_scheduled = True
+            delay = self.rng.randint(*self.plan.fetch_delay_units)
+            self.schedule(delay, "sync", node.index, node.incarnation)
         if host.waiting("tick"):
             self.count("ticks_coalesced")  # the driver's ticker waits for the one before
             return
-        replica = host.replica
+        # Bound when the input runs, not now: by then the host may run the next epoch's.
         host.input(
-            lambda: replica.tick(leader_reachable=self._leader_reachable(node, replica)), "tick"
+            lambda: host.replica.tick(leader_reachable=self._leader_reachable(node, host.replica)),
+            "tick",
         )
-        host.input(lambda: self._after_tick(node, replica), "after-tick")
+        host.input(lambda: self._after_tick(node, host.replica), "after-tick")
+
+    def _on_sync(self, node: Node, host: Host) -> None:
+        node.sync_scheduled = False
+        self.count("sync_polls")
+        self._on_fetch(node, host, tuple(self.sync_sources(node, self.nodes)))
 
     def _leader_reachable(self, node: Node, replica: Replica) -> bool:
         """What the node's p2p would report: a link to some live instance of the leader's
-        identity, on this side of any partition."""
-        for leader in self.by_identity.get(replica.leader, []):
-            if leader.host is not None and (
-                self.healed or self.group[leader.index] == self.group[node.index]
+        identity (the leader's index in the replica's epoch), on this side of any partition."""
+        identity = node.epoch.identity_at(replica.leader)
+        for leader in self.by_identity.get(identity, []) if identity is not None else []:
+            if (
+                leader.host is not None
+                and (self.healed or self.group[leader.index] == self.group[node.index])
+                and self.linked(node, leader)
             ):
                 return True
         return False
@@ -384,7 +411,7 @@ class World(ByzantineMixin["Node"]):
         arrived = self.tx_arrivals.get(node.first_waiting_tx)
         if arrived is None:
             return False
-        last_block_txs = len(_txs(node.store.blocks[-1].payload))
+        last_block_txs = len(tx_ids_of(node.store.blocks[-1].payload))
         return censorship_suspected(
             oldest_proposable_wait=self.now - arrived,
             since_last_commit=self.now - node.last_commit_time,
@@ -402,7 +429,12 @@ class World(ByzantineMixin["Node"]):
             return []
         height = replica.next_height
         txs = () if "censor" in node.behaviours else self._pending_txs(node)
-        body = BlockBody(height, node.digest_at(height - 1), replica.view, node.identity, txs)
+        change = self.next_change(node, height)
+        if change is not None:
+            self.count(f"reconfig.proposed_{change.kind}")
+        body = BlockBody(
+            height, node.digest_at(height - 1), replica.view, node.identity, txs, change
+        )
         payload = body.encode()
         self.checker.proposals.setdefault(sha256(payload), node.identity)
         self.proposal_time.setdefault(sha256(payload), self.now)
@@ -445,13 +477,17 @@ class World(ByzantineMixin["Node"]):
         host.resume()
 
     def _on_fetch(self, node: Node, host: Host, peers: tuple[int, ...]) -> None:
-        """Block sync answers: blocks from the node's head on, from the first peer that has
-        any and serves them (checked here, committed by the host as the driver does)."""
+        """Block sync answers: blocks from the node's head on, from the first peer (an
+        identity) that has any and serves them (checked here, committed by the host as the
+        driver does). Only linked peers answer: a removed validator is unpinned."""
         self.count("fetches")
         from_height = node.executed_height + 1
         for peer in peers:
             for source in self.by_identity.get(peer, []):
                 if source.host is None or self.group[source.index] != self.group[node.index]:
+                    continue
+                if not self.linked(node, source):
+                    self.count("links.fetch_refused")
                     continue
                 if SPLIT in source.behaviours:
                     self.count("byzantine.fetch_refused")
@@ -464,15 +500,20 @@ class World(ByzantineMixin["Node"]):
     def _apply_fetched(
         self, node: Node, host: Host, from_height: int, blocks: list[StoredBlock]
     ) -> None:
+        """The node's block sync: each certificate is checked against the set of its own
+        height's epoch, as the fetching node's chain defines it, block by block (the epochs
+        the blocks before it schedule included), with that set's quorum."""
+        schedule = node.schedule
         for offset, block in enumerate(blocks):
             height = from_height + offset
+            epoch = schedule.epoch_for(height)
             try:
                 verify_certificate(
                     block.certificate,
                     CHAIN_ID,
-                    self.keys.public_keys,
+                    self._config(epoch, None).validators,
                     self.keys.verify,
-                    quorum=quorum_size(self.plan.n),
+                    quorum=quorum_size(epoch.n),
                 )
             except CertificateError:
                 self.count("fetch_rejected")
@@ -480,6 +521,9 @@ class World(ByzantineMixin["Node"]):
             if block.certificate.height != height or block.certificate.digest != block.digest:
                 self.count("fetch_rejected")
                 return
+            body = decode_body(block.payload)
+            if body is not None and body.change is not None:
+                schedule = schedule.after(height, body.change) or schedule
             if node.honest:
                 self.checker.on_block(
                     node.identity, height, block.payload, block.certificate, "fetched"
@@ -491,19 +535,21 @@ class World(ByzantineMixin["Node"]):
 
     def transmit(self, node: Node, action: Broadcast | Send) -> None:
         msg = action.msg
-        if node.honest and msg.sender == node.identity:  # not a forwarded new view
+        if node.honest and msg.sender == node.sender_index:  # not a forwarded new view
             self.checker.on_signed(node.identity, msg)
             if isinstance(msg, ViewChange) and msg.new_view > self.max_view:
                 self.count("views_changed", msg.new_view - self.max_view)
                 self.max_view = msg.new_view
+        self.checker.on_message_certificates(msg)
         data = encode_message(msg)
         decoded = decode_message(data)
         if decoded != msg:
             raise SimViolation("codec", f"{type(msg).__name__} does not survive encode/decode")
         if isinstance(action, Send):
-            targets = [action.to]
+            to = node.epoch.identity_at(action.to)
+            targets = [] if to is None else [to]
         else:
-            targets = [i for i in range(self.plan.n) if i != node.identity]
+            targets = self.broadcast_targets(node)
         for target, outgoing in self.outgoing(node, decoded, targets):
             for receiver in self.by_identity.get(target, []):
                 self.send_to(node, receiver, outgoing)
@@ -526,7 +572,15 @@ class World(ByzantineMixin["Node"]):
             if self.rng.random() < self.plan.slow_rate:
                 self.count("faults.delay")
                 delay += self.rng.randint(20, 300)
-            self.schedule(delay, "msg", receiver.index, receiver.incarnation, msg)
+            self.schedule(
+                delay,
+                "msg",
+                receiver.index,
+                receiver.incarnation,
+                msg,
+                sender.key_index,
+                sender.identity,
+            )
 
     # ----------------------------------------------------------------------------- faults
 
@@ -547,8 +601,14 @@ class World(ByzantineMixin["Node"]):
                 host.arm_crash(fault.cut)  # cut 0 crashes at once
         elif fault.kind == "restart":
             node = self.nodes[fault.targets[0]]
-            if node.host is None:
+            if node.host is None and node.born:
                 self.count("faults.restart")
+                self._start(node)
+        elif fault.kind == "join":
+            node = self.nodes[fault.targets[0]]
+            if not node.born:
+                self.count("reconfig.nodes_joined")
+                node.born = True
                 self._start(node)
         elif fault.kind == "crash-all":
             self.count("faults.crash_all")
@@ -559,7 +619,7 @@ class World(ByzantineMixin["Node"]):
 
     def _restart_all(self) -> None:
         for node in self.nodes:
-            if node.host is None:
+            if node.host is None and node.born:
                 self.count("faults.restart")
                 self._start(node)
 
@@ -574,12 +634,18 @@ class World(ByzantineMixin["Node"]):
         self._calm_until = self.now + self.plan.calm_ticks * TICK_UNITS
 
     def _live_after_heal(self) -> bool:
-        return all(node.executed_height > self._heal_height for node in self.nodes if node.honest)
+        """Every honest node the chain still needs (members.py must_stay_live) executed a
+        block above the heal height."""
+        checker = self.checker
+        return all(
+            node.executed_height > self._heal_height
+            for node in self.nodes
+            if node.honest and self.must_stay_live(node, checker.schedule, checker.max_height)
+        )
 
 
-def _txs(payload: bytes) -> tuple[int, ...]:
-    body = decode_body(payload)
-    return () if body is None else body.tx_ids
+def _receive(host: Host, msg: Message) -> list[Action]:
+    return host.replica.receive(msg)  # the replica the host runs when the input is taken
 
 
 def run_seed(seed: int, **plan_options: object) -> RunResult:

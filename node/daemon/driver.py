@@ -36,6 +36,7 @@ from consensus import (
     decode_message,
     encode_message,
 )
+from consensus.epochs import carry_over, follow_schedule
 from consensus.ready import MAX_BATCHES_PER_INPUT, Batch, batch_of, journal_entries
 from node.daemon.chain import Chain
 from node.daemon.faults import crash_point
@@ -108,9 +109,9 @@ class ConsensusDriver:
         epoch = chain.epoch_for(head.height + 1)
         persisted_raw = chain.store.load_consensus()
         persisted = None if persisted_raw is None else PersistedState.from_bytes(persisted_raw)
-        if persisted is not None and persisted.epoch != epoch.number:
-            # Stopped between the last block of an epoch and the next epoch's first vote.
-            persisted = persisted.for_next_epoch(epoch.number, epoch.start_height)
+        # Stopped between the last block of an epoch and the next epoch's first vote: the
+        # state is carried over (consensus.epochs, the rule the simulator runs too).
+        persisted = carry_over(persisted, epoch)
         last_cert = chain.store.get_certificate(head.height) if head.height else None
         self.replica = self._make_replica(
             epoch,
@@ -183,16 +184,17 @@ class ConsensusDriver:
     def _follow_schedule(self) -> None:
         """After a commit: move to the next epoch's replica when the current one has
         delivered its last height; tell the replica where its epoch ends once the next
-        change is scheduled (the state after block H names the set that signs H + 2)."""
+        change is scheduled (the state after block H names the set that signs H + 2). The
+        decision is consensus.epochs.follow_schedule, which the simulator's host runs too."""
         chain = self.chain
         head = chain.store.head.height
         current = chain.epoch_for(head + 1)
-        if current.number != self.config.epoch:
+        upcoming = chain.epoch_for(head + 2)
+        step = follow_schedule(self.config.epoch, self.replica.last_height, current, upcoming)
+        if step.swap:
             if not self.replica.epoch_finished and self.replica.delivered_height < head:
                 log.warning("moving to epoch %d before the replica saw its end", current.number)
-            carried = self.replica.persisted_state().for_next_epoch(
-                current.number, current.start_height
-            )
+            carried = carry_over(self.replica.persisted_state(), current)
             cert = chain.store.get_certificate(head)
             self.replica = self._make_replica(
                 current, carried, CommitCertificate.from_bytes(cert) if cert else None
@@ -206,9 +208,8 @@ class ConsensusDriver:
                 if self.config.my_index is not None
                 else "follows",
             )
-        upcoming = chain.epoch_for(head + 2)
-        if upcoming.number != current.number and self.replica.last_height is None:
-            self.replica.end_epoch_at(upcoming.start_height - 1)
+        if step.end_at is not None:
+            self.replica.end_epoch_at(step.end_at)
         if self._on_epoch is not None:
             self._on_epoch(current, upcoming)
 

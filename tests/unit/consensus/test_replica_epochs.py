@@ -8,7 +8,15 @@ import dataclasses
 
 from consensus_testkit import CHAIN_ID, make_harness, sha256
 
-from consensus import Misbehaviour, PersistedState, Prepare, ViewChange
+from consensus import (
+    CommitCertificate,
+    FetchBlocks,
+    Misbehaviour,
+    PersistedState,
+    Prepare,
+    ViewChange,
+    vote_signing_bytes,
+)
 
 ROOT = sha256(b"root")
 
@@ -97,3 +105,29 @@ def test_a_replica_of_a_later_epoch_can_propose_its_first_height() -> None:
     )
     assert replica.can_propose and replica.next_height == 58
     assert replica.status()["high_watermark"] >= 58
+
+
+def test_a_lagging_replica_does_not_judge_heights_another_set_may_sign() -> None:
+    """A replica that executed height 0 cannot know the set of height 4: a change in blocks
+    1 or 2 it has not executed may have put another set there (found by the simulator: a
+    lagging validator reported honest ones for a certificate of the next set, whose
+    indexes and keys are not its own). It drops such messages without evidence, and only
+    learns from what its own set verifiably signed (here: that it is behind)."""
+    from consensus_testkit import Keys
+
+    h = make_harness(n=4, me=1)
+    next_set = Keys(5)  # the same first four keys, and a fifth validator
+    digest = sha256(b"block 3")
+    sigs = tuple(
+        (i, next_set.sign(i, vote_signing_bytes(CHAIN_ID, "commit", 0, 3, digest)))
+        for i in (0, 2, 3, 4)
+    )
+    foreign = CommitCertificate(3, 0, digest, sigs, (0,) * len(sigs))
+    proposal = h.pre_prepare(0, 4, b"block 4", sender=0, last_commit=foreign)
+    actions = h.feed(proposal)
+    assert not [a for a in actions if isinstance(a, Misbehaviour)]
+    assert h.replica.status()["counters"]["dropped.epoch_unknown"] == 1
+    ours = h.certificate(0, 3, digest, [0, 2, 3])
+    actions = h.feed(h.pre_prepare(0, 4, b"block 4'", sender=0, last_commit=ours))
+    assert not [a for a in actions if isinstance(a, Misbehaviour)]
+    assert [a for a in actions if isinstance(a, FetchBlocks)]  # behind: it fetches

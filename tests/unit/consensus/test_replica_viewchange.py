@@ -258,3 +258,19 @@ def test_delivered_blocks_survive_any_sequence_of_view_changes() -> None:
         assert len({chain[height].payload for chain in cluster.chains}) == 1
     assert {r.view for r in cluster.replicas} == {cluster.replicas[0].view}
     assert delivered([]) == []
+
+
+def test_a_view_change_for_a_later_view_supports_escalating_from_ours() -> None:
+    """Validator 0 is down; 3 escalated to view 2 (its quorum for view 1 included 0's view
+    change, which 1 and 2 never got); 1 (leader of view 1) and 2 wait in view 1. 3's view
+    change for view 2 asks to leave view 1 too: with it 1 has a quorum for leaving view 1
+    and escalates, instead of all three waiting for ever (found by the simulator)."""
+    h = make_harness(me=1, view_timeout_ticks=2)
+    for _ in range(2):
+        h.replica.tick()
+    assert h.replica.view == 1 and h.replica.status()["mode"] != "normal"
+    h.feed(h.view_change(1, 2), h.view_change(2, 3))
+    asked = []
+    for _ in range(50):
+        asked += [vc.new_view for vc in broadcasts(h.replica.tick(), ViewChange)]
+    assert 2 in asked and h.replica.view == 2
