@@ -20,7 +20,7 @@ from simulator.plan import MUTATION_EARLY_EPOCH, plan_for_seed
 from simulator.world import run_seed
 
 CHAIN = "sim-chain"  # the world's chain id
-CI_SEEDS = range(400_000, 400_000 + int(os.environ.get("SIM_CI_RECONFIG_SEEDS", "40")))
+CI_SEEDS = range(400_000, 400_000 + int(os.environ.get("SIM_CI_RECONFIG_SEEDS", "200")))
 # The planted bug early_epoch (one honest host moves to the next set one height early) is
 # caught within this many reconfiguring seeds from seed 0 (it first failed at seed 1, as
 # false evidence: that replica judged the old set's last height with the new set's keys);
