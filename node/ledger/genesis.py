@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,12 +331,17 @@ def render_genesis(genesis: Genesis) -> str:
             f"proposal_ttl_blocks = {gov.proposal_ttl_blocks}",
         ]
     for a in genesis.accounts:
-        roles = ", ".join(_toml_str(r) for r in a.roles)
-        lines += [
-            "",
-            "[[accounts]]",
-            f"name = {_toml_str(a.name)}",
-            f'public_key = "{a.public_key.hex()}"',
-            f"roles = [{roles}]",
-        ]
+        lines += account_toml_lines(a.name, a.public_key, a.roles)
     return "\n".join(lines) + "\n"
+
+
+def account_toml_lines(name: str, public_key: bytes, roles: Sequence[str]) -> list[str]:
+    """One [[accounts]] table of a genesis or member file."""
+    listed = ", ".join(_toml_str(r) for r in roles)
+    return [
+        "",
+        "[[accounts]]",
+        f"name = {_toml_str(name)}",
+        f'public_key = "{public_key.hex()}"',
+        f"roles = [{listed}]",
+    ]

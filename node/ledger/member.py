@@ -29,6 +29,7 @@ from node.ledger.genesis import (
     GovernanceConfig,
     ValidatorInfo,
     _toml_str,
+    account_toml_lines,
     check_fields,
     compute_hash,
     parse_genesis,
@@ -180,15 +181,8 @@ def render_member(member: Member) -> str:
         f"certificate = {_toml_str(member.certificate)}",
     ]
     for a in member.accounts:
-        roles = ", ".join(_toml_str(r) for r in a.roles)
-        lines += [
-            "",
-            "[[accounts]]",
-            f"name = {_toml_str(a.name)}",
-            f'public_key = "{a.public_key.hex()}"',
-            f"roles = [{roles}]",
-            f"governor = {'true' if a.governor else 'false'}",
-        ]
+        lines += account_toml_lines(a.name, a.public_key, a.roles)
+        lines.append(f"governor = {'true' if a.governor else 'false'}")
     return "\n".join(lines) + "\n"
 
 
