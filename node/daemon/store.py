@@ -305,15 +305,16 @@ class Store:
                 f"LMDB map of {self.path} is full: raise [storage] map_size_mb in config.toml "
                 "and restart"
             ) from exc
-        except lmdb.DiskError as exc:
-            raise StoreError(
-                f"disk error while writing {self.path}: {exc}; check the disk, then restart"
-            ) from exc
         except lmdb.Error as exc:
-            # A full filesystem shows as ENOSPC, or as EIO at the commit's msync/fsync.
+            # A full filesystem shows as ENOSPC (lmdb raises it as DiskError or as a plain
+            # Error, depending on where the write fails) or as EIO at the commit's msync/fsync.
             if "No space" in str(exc) or _disk_full(self.path):
                 raise StoreError(
                     f"the disk of {self.path} is full ({exc}): free space there and restart"
+                ) from exc
+            if isinstance(exc, lmdb.DiskError):
+                raise StoreError(
+                    f"disk error while writing {self.path}: {exc}; check the disk, then restart"
                 ) from exc
             raise StoreError(
                 f"writing {self.path} failed ({exc}): check the disk, then restart"
