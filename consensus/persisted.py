@@ -76,6 +76,22 @@ class PersistedState:
             or (self.prepared is not None and self.prepared != previous.prepared)
         )
 
+    def sync_fields(self) -> tuple[object, ...]:
+        """Every field must_sync reads: when these are equal, must_sync is False. The
+        replica compares its live values of them (Replica._sync_fields, same order) before
+        it builds a whole snapshot, since most inputs change none of them."""
+        return (
+            self.view,
+            self.in_view_change,
+            self.view_floor_height,
+            self.last_pre_prepare,
+            self.last_prepare,
+            self.last_commit_vote,
+            self.last_view_change,
+            self.last_new_view,
+            self.prepared,
+        )
+
     def to_bytes(self) -> bytes:
         value = [
             STATE_TAG,

@@ -140,6 +140,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             self._own_checkpoint = self._sign_checkpoint(committed_height, committed_state_root)
         self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
         self._durable = self._snapshot()  # equal to `persisted` in every field must_sync reads
+        self._durable_fields = self._durable.sync_fields()
         self._check_invariants()
 
     def _restore(self, persisted: PersistedState | None) -> None:
@@ -288,10 +289,11 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         handler()
         actions = self._out
         self._out = []
-        state = self._snapshot()
-        if state.must_sync(self._durable):
+        fields = self._sync_fields()
+        if fields != self._durable_fields and (state := self._snapshot()).must_sync(self._durable):
             # Durable before any action of this list: every signature in it depends on it.
             self._durable = state
+            self._durable_fields = fields
             persist = Persist(state)
             if MUTATION_PERSIST_AFTER_SEND in self._config.mutations:
                 actions.append(persist)  # the planted bug: the votes leave first
@@ -299,6 +301,21 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
                 actions.insert(0, persist)
         self._check_invariants()
         return actions
+
+    def _sync_fields(self) -> tuple[object, ...]:
+        """The live values of PersistedState.sync_fields, in its order, without a snapshot."""
+        votes = self._guard.last_votes
+        return (
+            self._view,
+            not self._normal,
+            self._floor,
+            votes[PHASE_PRE_PREPARE],
+            votes[PHASE_PREPARE],
+            votes[PHASE_COMMIT],
+            self._guard.last_view_change,
+            self._guard.last_new_view,
+            self._prepared,
+        )
 
     def _snapshot(self) -> PersistedState:
         return PersistedState(

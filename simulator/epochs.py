@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consensus import max_faulty
 
@@ -65,24 +65,23 @@ class SimEpoch:
     number: int
     start_height: int
     members: Members
+    # Derived from members once (every delivered message asks them): not part of equality.
+    identities: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    key_indices: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _index_of: dict[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identities", tuple(identity for identity, _ in self.members))
+        object.__setattr__(self, "key_indices", tuple(key for _, key in self.members))
+        index_of = {identity: index for index, (identity, _) in enumerate(self.members)}
+        object.__setattr__(self, "_index_of", index_of)
 
     @property
     def n(self) -> int:
         return len(self.members)
 
-    @property
-    def identities(self) -> tuple[int, ...]:
-        return tuple(identity for identity, _ in self.members)
-
-    @property
-    def key_indices(self) -> tuple[int, ...]:
-        return tuple(key for _, key in self.members)
-
     def index_of(self, identity: int) -> int | None:
-        for index, (member, _) in enumerate(self.members):
-            if member == identity:
-                return index
-        return None
+        return self._index_of.get(identity)
 
     def key_of(self, identity: int) -> int | None:
         for member, key in self.members:

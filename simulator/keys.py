@@ -14,6 +14,8 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+VERIFY_CACHE_ENTRIES = 100_000
+
 
 def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
@@ -39,6 +41,9 @@ class KeyRing:
             self._secrets = [_sha256(b"sim-secret/%d/%d" % (seed, i)) for i in range(n)]
             self.public_keys = tuple(_sha256(b"sim-public/" + s) for s in self._secrets)
         self._index = {key: i for i, key in enumerate(self.public_keys)}
+        # Every broadcast vote is checked by each receiver and again inside certificates:
+        # verify is a pure function of its arguments, so remember its answers (bounded).
+        self._verified: dict[tuple[bytes, bytes, bytes], bool] = {}
 
     @property
     def public(self) -> tuple[bytes, ...]:
@@ -58,6 +63,17 @@ class KeyRing:
         return lambda message: hmac.digest(secret, message, "sha256")
 
     def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
+        query = (public_key, signature, message)
+        known = self._verified.get(query)
+        if known is not None:
+            return known
+        if len(self._verified) >= VERIFY_CACHE_ENTRIES:
+            self._verified.clear()
+        answer = self._verify(public_key, signature, message)
+        self._verified[query] = answer
+        return answer
+
+    def _verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
         if self.real:
             if len(public_key) != 32 or len(signature) != 64:
                 return False

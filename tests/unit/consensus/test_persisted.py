@@ -93,3 +93,43 @@ def test_a_prepared_certificate_without_its_payload_is_refused() -> None:
     data = _state(prepared_payload=None).to_bytes()
     with pytest.raises(ValueError, match="without payload"):
         PersistedState.from_bytes(data)
+
+
+def test_sync_fields_hold_every_field_must_sync_reads() -> None:
+    """The replica skips must_sync when sync_fields are unchanged: that is only right if
+    every change that forces a write also changes them."""
+    base = _state()
+    vote = SignedVote(3, 10, bytes(32))
+    other = PreparedCertificate(10, 3, D, ((0, b"a"), (1, b"b"), (2, b"c")))
+    changes: list[dict[str, object]] = [
+        {"view": 0},
+        {"view": 4},
+        {"in_view_change": False},
+        {"view_floor_height": 1},
+        {"view_floor_height": 10},
+        {"last_commit": None},
+        {"prepared": None, "prepared_payload": None},
+        {"prepared": other},
+        {"prepared_payload": b"other"},
+        {"stable_checkpoint": None},
+        {"last_pre_prepare": None},
+        {"last_pre_prepare": vote},
+        {"last_prepare": None},
+        {"last_prepare": vote},
+        {"last_commit_vote": None},
+        {"last_commit_vote": vote},
+        {"last_view_change": 0},
+        {"last_view_change": 4},
+        {"last_new_view": 3},
+        {"epoch": 1},
+    ]
+    assert {name for change in changes for name in change} == set(
+        PersistedState.__dataclass_fields__
+    )
+    forcing = 0
+    for change in changes:
+        changed = _state(**change)
+        if changed.must_sync(base):
+            forcing += 1
+            assert changed.sync_fields() != base.sync_fields(), change
+    assert forcing == 15  # the changes that must be durable: a test that checks something
