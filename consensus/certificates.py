@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -41,6 +42,9 @@ class CertificateError(Exception):
         self.reason = reason
 
 
+SIGNING_BYTES_CACHE_ENTRIES = 4096
+
+
 def _pack(value: object) -> bytes:
     packed = msgpack.packb(value, use_bin_type=True)
     if not isinstance(packed, bytes):
@@ -48,6 +52,10 @@ def _pack(value: object) -> bytes:
     return packed
 
 
+# Every vote's bytes are built again by each check of it: on receipt, inside each certificate
+# that carries it, in view changes. The functions are pure; typed=True keeps True and 1 apart
+# (msgpack packs them differently).
+@lru_cache(maxsize=SIGNING_BYTES_CACHE_ENTRIES, typed=True)
 def vote_signing_bytes(
     chain_id: str, phase: str, view: int, height: int, digest: bytes, time_ms: int = 0
 ) -> bytes:
@@ -67,6 +75,7 @@ def untimed_commit_signing_bytes(chain_id: str, view: int, height: int, digest: 
     return _pack([DOMAIN_TAG, chain_id, PHASE_COMMIT, view, height, digest])
 
 
+@lru_cache(maxsize=SIGNING_BYTES_CACHE_ENTRIES, typed=True)
 def checkpoint_signing_bytes(chain_id: str, height: int, state_root: bytes) -> bytes:
     return _pack([DOMAIN_TAG, chain_id, "checkpoint", height, state_root])
 

@@ -190,15 +190,19 @@ class ReplicaBase:
             "failed_views": self._failed_views,
             "quorum": self._quorum,
             "max_faulty": self._f,
-            "log": {
-                "slot_votes": slot.vote_count(),
-                "buffered_messages": sum(len(msgs) for msgs in self._future.values()),
-                "checkpoint_votes": self._checkpoints.vote_count(),
-                "view_changes": len(self._view_changes),
-                "certificates": len(self._certificates),
-                "help_timers": len(self._last_help_tick),
-            },
+            "log": self.log_sizes(),
             "counters": {key: self._counters[key] for key in sorted(self._counters)},
+        }
+
+    def log_sizes(self) -> dict[str, int]:
+        """How much each message log holds now (status()["log"]; bounded by log_bounds())."""
+        return {
+            "slot_votes": self._slot.vote_count(),
+            "buffered_messages": sum(len(msgs) for msgs in self._future.values()),
+            "checkpoint_votes": self._checkpoints.vote_count(),
+            "view_changes": len(self._view_changes),
+            "certificates": len(self._certificates),
+            "help_timers": len(self._last_help_tick),
         }
 
     def slot_votes(self) -> dict[str, object]:
@@ -215,7 +219,7 @@ class ReplicaBase:
         }
 
     def log_bounds(self) -> dict[str, int]:
-        """Upper bounds of the log sizes in status()["log"] (the simulator checks them)."""
+        """Upper bounds of the log sizes in log_sizes() (the simulator checks them)."""
         n = self._n
         config = self._config
         return {

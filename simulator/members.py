@@ -79,7 +79,10 @@ class MembershipMixin(Generic[N]):
 
     def accepts(self, node: N, key: int) -> bool:
         """True when this node takes consensus messages from a link with this key."""
-        return any(key in epoch.key_indices for epoch in self.directory(node))
+        for epoch in self.directory(node):  # noqa: SIM110 - asked per message: no generator
+            if key in epoch.key_indices:
+                return True
+        return False
 
     def wants(self, node: N, identity: int) -> bool:
         """True when this node pins `identity` (p2p): a member of its current or scheduled

@@ -72,6 +72,15 @@ class Node(NodeIO):
     suspected_view: int = -1
     first_waiting_tx: int = 1  # every tx id below it is in the chain (or has a nonce gap)
     last_commit_time: int = 0
+    _counted: tuple[bytes, int] = (b"", 0)  # the last payload tx_count_of decoded, its count
+
+    def tx_count_of(self, payload: bytes) -> int:
+        """How many txs a block carries (asked every tick for the head block: remembered)."""
+        counted, count = self._counted
+        if payload is not counted:
+            count = len(tx_ids_of(payload))
+            self._counted = (payload, count)
+        return count
 
     @property
     def replica(self) -> Replica | None:

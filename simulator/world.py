@@ -47,7 +47,7 @@ from simulator.epochs import ADD, EpochSchedule, SimEpoch
 from simulator.host import Host
 from simulator.keys import KeyRing
 from simulator.members import SYNC_POLL_TICKS, MembershipMixin
-from simulator.node import Node, tx_ids_of
+from simulator.node import Node
 from simulator.plan import (
     MUTATION_EARLY_EPOCH,
     SIM_MUTATIONS,
@@ -392,8 +392,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
         return False
 
     def _after_tick(self, node: Node, replica: Replica) -> list[Action]:
-        status = replica.status()
-        self.checker.on_log_sizes(node.identity, status["log"], replica.log_bounds())  # type: ignore[arg-type]
+        self.checker.on_log_sizes(node.identity, replica.log_sizes(), replica.log_bounds())
         if not self._suspects_censorship(node, replica):
             return []
         node.suspected_view = replica.view
@@ -411,7 +410,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
         arrived = self.tx_arrivals.get(node.first_waiting_tx)
         if arrived is None:
             return False
-        last_block_txs = len(tx_ids_of(node.store.blocks[-1].payload))
+        last_block_txs = node.tx_count_of(node.store.blocks[-1].payload)
         return censorship_suspected(
             oldest_proposable_wait=self.now - arrived,
             since_last_commit=self.now - node.last_commit_time,
