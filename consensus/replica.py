@@ -140,7 +140,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             self._own_checkpoint = self._sign_checkpoint(committed_height, committed_state_root)
         self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
         self._durable = self._snapshot()  # equal to `persisted` in every field must_sync reads
-        self._durable_fields = self._durable.sync_fields()
+        self._checked_fields = self._durable.sync_fields()
         self._check_invariants()
 
     def _restore(self, persisted: PersistedState | None) -> None:
@@ -290,15 +290,19 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         actions = self._out
         self._out = []
         fields = self._sync_fields()
-        if fields != self._durable_fields and (state := self._snapshot()).must_sync(self._durable):
-            # Durable before any action of this list: every signature in it depends on it.
-            self._durable = state
-            self._durable_fields = fields
-            persist = Persist(state)
-            if MUTATION_PERSIST_AFTER_SEND in self._config.mutations:
-                actions.append(persist)  # the planted bug: the votes leave first
-            else:
-                actions.insert(0, persist)
+        if fields != self._checked_fields:
+            # must_sync reads only these fields, and _durable changes only here: for fields
+            # equal to the last checked ones its answer is known to be False.
+            self._checked_fields = fields
+            state = self._snapshot()
+            if state.must_sync(self._durable):
+                # Durable before any action of this list: every signature in it depends on it.
+                self._durable = state
+                persist = Persist(state)
+                if MUTATION_PERSIST_AFTER_SEND in self._config.mutations:
+                    actions.append(persist)  # the planted bug: the votes leave first
+                else:
+                    actions.insert(0, persist)
         self._check_invariants()
         return actions
 

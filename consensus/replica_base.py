@@ -76,7 +76,7 @@ class ReplicaBase:
     # Output of the input being handled.
     _out: list[Action]
     _durable: PersistedState  # the state last handed out in a Persist (or restored from)
-    _durable_fields: tuple[object, ...]  # _durable.sync_fields(), kept beside it
+    _checked_fields: tuple[object, ...]  # sync fields whose must_sync(_durable) was False
     _counters: dict[str, int]
 
     @property
