@@ -581,7 +581,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
     def _check_prepared(self) -> None:
         slot = self._slot
         proposal = slot.proposal
-        if proposal is None or slot.prepared:
+        if proposal is None or slot.prepared or len(slot.prepares) < self._quorum:
             return
         signatures = slot.prepare_signatures(proposal.digest)
         if len(signatures) < self._quorum:
@@ -607,7 +607,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     def _check_committed(self) -> None:
         slot = self._slot
-        if slot.decided is not None:
+        if slot.decided is not None or len(slot.commits) < self._quorum:
             return
         for digest in slot.commit_digests():
             signatures = slot.commit_signatures(digest)
