@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
@@ -17,8 +18,10 @@ def fail_inside_write(store: Store, error: lmdb.Error) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "data")
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "data")
+    yield opened
+    opened.close()
 
 
 def test_no_space_says_free_space_whichever_lmdb_class_carries_it(store: Store) -> None:
@@ -29,7 +32,6 @@ def test_no_space_says_free_space_whichever_lmdb_class_carries_it(store: Store) 
     ):
         message = fail_inside_write(store, error)
         assert "is full" in message and "free space" in message and str(store.path) in message
-    store.close()
 
 
 def test_other_disk_errors_and_map_full_name_their_own_remedy(store: Store) -> None:
@@ -39,7 +41,6 @@ def test_other_disk_errors_and_map_full_name_their_own_remedy(store: Store) -> N
     assert "map_size_mb" in message
     message = fail_inside_write(store, lmdb.Error("mdb_put: Invalid argument"))
     assert message.startswith(f"writing {store.path} failed")
-    store.close()
 
 
 def test_a_failed_write_leaves_nothing_written(store: Store) -> None:
@@ -48,4 +49,3 @@ def test_a_failed_write_leaves_nothing_written(store: Store) -> None:
         raise lmdb.DiskError("injected")
     with store.env.begin() as txn:
         assert txn.get(b"k", db=store.db["state"]) is None
-    store.close()
