@@ -61,6 +61,9 @@ class MembershipMixin(Generic[N]):
     group: list[int]
     planned: tuple[PlannedChange, ...]
     added_at: dict[int, int]  # added identity -> when its vote passes (units)
+    # node index -> (its epoch, its chain's latest, broadcast targets, accepted keys): asked
+    # per message, changed only when either epoch object does (compared by identity).
+    _directories: dict[int, tuple[SimEpoch, SimEpoch, list[int], frozenset[int]]]
 
     def directory(self, node: N) -> tuple[SimEpoch, ...]:
         """The sets whose members this node sends to and hears: its replica's epoch and the
@@ -70,19 +73,29 @@ class MembershipMixin(Generic[N]):
         return (node.epoch, latest) if latest.number > node.epoch.number else (node.epoch,)
 
     def broadcast_targets(self, node: N) -> list[int]:
-        """The identities a Broadcast of this node goes to, in order."""
-        targets: set[int] = set()
-        for epoch in self.directory(node):
-            targets.update(epoch.identities)
-        targets.discard(node.identity)
-        return sorted(targets)
+        """The identities a Broadcast of this node goes to, in order (do not change it)."""
+        return self._directory_of(node)[0]
 
     def accepts(self, node: N, key: int) -> bool:
         """True when this node takes consensus messages from a link with this key."""
-        for epoch in self.directory(node):  # noqa: SIM110 - asked per message: no generator
-            if key in epoch.key_indices:
-                return True
-        return False
+        return key in self._directory_of(node)[1]
+
+    def _directory_of(self, node: N) -> tuple[list[int], frozenset[int]]:
+        schedule = node.store.schedule
+        epoch = node.epoch
+        latest = schedule.latest if schedule is not None else epoch
+        known = self._directories.get(node.index)
+        if known is not None and known[0] is epoch and known[1] is latest:
+            return known[2], known[3]
+        targets: set[int] = set()
+        keys: set[int] = set()
+        for member_of in self.directory(node):
+            targets.update(member_of.identities)
+            keys.update(member_of.key_indices)
+        targets.discard(node.identity)
+        found = sorted(targets), frozenset(keys)
+        self._directories[node.index] = (epoch, latest, *found)
+        return found
 
     def wants(self, node: N, identity: int) -> bool:
         """True when this node pins `identity` (p2p): a member of its current or scheduled

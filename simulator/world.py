@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import cast
 
 from consensus import (
     Action,
@@ -62,6 +62,7 @@ from simulator.store import SimStore, StoredBlock, StoreRuleError
 CHAIN_ID = "sim-chain"
 MAX_EVENTS = 3_000_000
 TRACE_BATCH_EVENTS = 1024
+SEQUENCE_BITS = 48  # schedule() refuses a run that numbers more events than this holds
 FETCH_BATCH = 20
 
 
@@ -79,19 +80,25 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
+        # randint(a, b) is a + _randbelow(b - a + 1) in CPython 3.11-3.13: the same draws
+        # without randint's and randrange's frames, for the per-message delays.
+        self._randbelow: Callable[[int], int] = getattr(self.rng, "_randbelow")  # noqa: B009
         self.keys = KeyRing(max(plan.n, plan.key_count), plan.seed, real=plan.real_signatures)
         self.planned = plan.changes
         self.changes = tuple(planned.change for planned in plan.changes)
         self.added_at = {
             p.change.identity: p.at_tick * TICK_UNITS for p in plan.changes if p.change.kind == ADD
         }
+        self._directories = {}
         added_keys = {p.change.identity: p.change.key for p in plan.changes if p.change.kind == ADD}
         identities = sorted({identity for identity, _ in plan.instances()})
         honest = frozenset(i for i in identities if i not in plan.byzantine)
         genesis = EpochSchedule.genesis(plan.n)
         self.checker = Checker(CHAIN_ID, self.keys, honest, genesis, self.changes)
         self.now = 0
-        self._events: list[tuple[int, int, tuple[object, ...]]] = []
+        # (time << SEQUENCE_BITS | sequence, event): one int orders the heap, a cheaper
+        # comparison than a (time, sequence) tuple, in the same order.
+        self._events: list[tuple[int, tuple[object, ...]]] = []
         self._sequence = 0
         self._trace = hashlib.sha256()
         self._trace_parts: list[str] = []
@@ -141,7 +148,10 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
 
     def schedule(self, delay: int, *event: object) -> None:
         self._sequence += 1
-        heapq.heappush(self._events, (self.now + max(0, delay), self._sequence, event))
+        if self._sequence >> SEQUENCE_BITS:
+            raise SimViolation("budget", f"more than 2**{SEQUENCE_BITS} events scheduled")
+        at = self.now + delay if delay > 0 else self.now
+        heapq.heappush(self._events, ((at << SEQUENCE_BITS) | self._sequence, event))
 
     def count(self, name: str, amount: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + amount
@@ -188,9 +198,8 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
                 self._start(node)
         for fault in self.plan.faults:
             self._sequence += 1
-            heapq.heappush(
-                self._events, (fault.at_tick * TICK_UNITS, self._sequence, ("fault", fault))
-            )
+            at = fault.at_tick * TICK_UNITS
+            heapq.heappush(self._events, ((at << SEQUENCE_BITS) | self._sequence, ("fault", fault)))
         heal_at = self.plan.fault_ticks * TICK_UNITS
         self.schedule(heal_at, "heal-all")
         self.schedule(TICK_UNITS, "tx")
@@ -198,7 +207,8 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
         for _ in range(MAX_EVENTS):
             if not self._events:
                 raise SimViolation("liveness", "no events left")
-            time, _, event = heapq.heappop(self._events)
+            key, event = heapq.heappop(self._events)
+            time = key >> SEQUENCE_BITS
             self.now = time
             if self.healed and self._live_after_heal() and time >= self._calm_until:
                 return
@@ -219,24 +229,27 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
         if len(trace) >= TRACE_BATCH_EVENTS:  # one hash update per batch: the same digest
             self._trace.update("".join(trace).encode())
             trace.clear()
-        if kind in ("msg", "tick", "execute", "propose", "fetch"):
-            # The node's clock is the virtual time: its commits sign it (certified time).
-            clocked = self.nodes[cast(int, event[1])].host
-            if clocked is not None:
-                clocked.replica.clock(self.now)
         if kind == "msg":
-            node = self.nodes[cast(int, event[1])]
-            msg = cast(Message, event[3])
+            node = self.nodes[event[1]]  # type: ignore[call-overload]
             host = node.host
-            if host is not None and node.incarnation == event[2]:
-                if not self.accepts(node, cast(int, event[4])):
+            if host is None:
+                return
+            # The node's clock is the virtual time: its commits sign it (certified time).
+            host.replica.clock(self.now)
+            if node.incarnation == event[2]:
+                msg: Message = event[3]  # type: ignore[assignment]
+                if not self.accepts(node, event[4]):  # type: ignore[arg-type]
                     self.count("links.refused")  # not a key of its sets: unpinned
                     return
                 self.on_incoming(node, msg)
-                host.input(partial(_receive, host, msg), "msg", cast(int, event[5]))
+                host.input(partial(_receive, host, msg), "msg", event[5])
         elif kind in ("tick", "execute", "propose", "fetch", "sync"):
-            node = self.nodes[cast(int, event[1])]
-            if node.host is None or node.incarnation != event[2]:
+            node = self.nodes[event[1]]  # type: ignore[call-overload]
+            if node.host is None:
+                return
+            if kind != "sync":
+                node.host.replica.clock(self.now)
+            if node.incarnation != event[2]:
                 return
             getattr(self, f"_on_{kind}")(node, node.host, *event[3:])
         elif kind == "fault":
@@ -564,24 +577,30 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             for receiver in self.by_identity.get(target, []):
                 self.send_to(node, receiver, outgoing)
 
+    def _randint(self, low: int, high: int) -> int:
+        return low + self._randbelow(high - low + 1)
+
     def send_to(self, sender: Node, receiver: Node, msg: Message) -> None:
-        self.count("messages")
+        stats = self.stats
+        stats["messages"] = stats.get("messages", 0) + 1  # count(), inlined: per message
+        random = self.rng.random
+        plan = self.plan
         if not self.healed:
             if self.group[sender.index] != self.group[receiver.index]:
                 self.count("faults.partitioned")
                 return
-            if self.rng.random() < self.plan.drop_rate:
+            if random() < plan.drop_rate:
                 self.count("faults.drop")
                 return
         copies = 1
-        if self.rng.random() < self.plan.duplicate_rate:
+        if random() < plan.duplicate_rate:
             self.count("faults.duplicate")
             copies = 2
         for _ in range(copies):
-            delay = self.rng.randint(1, 20)
-            if self.rng.random() < self.plan.slow_rate:
+            delay = self._randint(1, 20)
+            if random() < plan.slow_rate:
                 self.count("faults.delay")
-                delay += self.rng.randint(20, 300)
+                delay += self._randint(20, 300)
             self.schedule(
                 delay,
                 "msg",
