@@ -1,7 +1,8 @@
 """Validator keys for the simulator, the transcripts and the unit tests: one keyring class.
 
-HMAC-SHA256 keyed per validator stands in for Ed25519 in most runs (fast, deterministic,
-checkable: `verify` knows every secret); `real=True` gives real Ed25519 keys (cryptography).
+Keyed BLAKE2b (a MAC, 32-byte tags) keyed per validator stands in for Ed25519 in most runs
+(fast: a third of HMAC-SHA256's cost through the hmac module; deterministic; checkable:
+`verify` knows every secret); `real=True` gives real Ed25519 keys (cryptography).
 Both are derived from `seed`, so a run replays exactly in any process.
 """
 
@@ -10,11 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from hashlib import blake2b
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 VERIFY_CACHE_ENTRIES = 100_000
+TAG_BYTES = 32
+
+
+def _tag(secret: bytes, message: bytes) -> bytes:
+    return blake2b(message, key=secret, digest_size=TAG_BYTES).digest()
 
 
 def _sha256(data: bytes) -> bytes:
@@ -53,14 +60,14 @@ class KeyRing:
     def sign(self, index: int, message: bytes) -> bytes:
         if self.real:
             return self._ed25519[index].sign(message)
-        return hmac.digest(self._secrets[index], message, "sha256")
+        return _tag(self._secrets[index], message)
 
     def signer(self, index: int) -> Callable[[bytes], bytes]:
         """The signer a Replica with this index is given."""
         if self.real:
             return self._ed25519[index].sign
         secret = self._secrets[index]
-        return lambda message: hmac.digest(secret, message, "sha256")
+        return lambda message: blake2b(message, key=secret, digest_size=TAG_BYTES).digest()
 
     def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
         query = (public_key, signature, message)
@@ -85,5 +92,4 @@ class KeyRing:
         index = self._index.get(public_key)
         if index is None:
             return False
-        expected = hmac.digest(self._secrets[index], message, "sha256")
-        return hmac.compare_digest(expected, signature)
+        return hmac.compare_digest(_tag(self._secrets[index], message), signature)
