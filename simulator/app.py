@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import msgpack  # type: ignore[import-untyped]
@@ -48,6 +49,7 @@ class BlockBody:
         return packed
 
 
+@lru_cache(maxsize=4096)  # every node decodes each proposal several times; bodies are frozen
 def decode_body(payload: bytes) -> BlockBody | None:
     """The body of a payload, or None when it is not a well-formed body."""
     try:

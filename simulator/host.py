@@ -284,8 +284,7 @@ class Host:
         stored = self.store.head_height
         journal = journal_entries(batch.decided, stored)
         if batch.persist is not None or journal:
-            record = None if batch.persist is None else batch.persist.to_bytes()
-            self.store.save(record, journal)
+            self.store.save(batch.persist, journal)
             if batch.persist is not None:
                 io.persisted(batch.persist)
             if self._step():

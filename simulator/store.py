@@ -37,7 +37,9 @@ class SimStore:
         # None: a fixed validator set (the transcripts and the unit tests' clusters).
         self.schedule = schedule
         self.blocks: list[StoredBlock] = []
-        self.record: bytes | None = None
+        # The last record written. Kept as written and encoded when read back on start:
+        # the bytes are the same (the encoding is deterministic), the encoding per vote not.
+        self.record: PersistedState | None = None
         self.journal: list[JournalEntry] = []
         self.writes = 0  # synced writes, for the statistics
 
@@ -55,12 +57,12 @@ class SimStore:
         return self.blocks[-1].certificate if self.blocks else None
 
     def persisted(self) -> PersistedState | None:
-        """The last record written, parsed as the node parses it on start."""
-        return None if self.record is None else PersistedState.from_bytes(self.record)
+        """The last record written, parsed from its bytes as the node parses it on start."""
+        return None if self.record is None else PersistedState.from_bytes(self.record.to_bytes())
 
     # --------------------------------------------------------------------------- writes
 
-    def save(self, record: bytes | None, journal: list[JournalEntry]) -> None:
+    def save(self, record: PersistedState | None, journal: list[JournalEntry]) -> None:
         """One synced write: the record (when given) and the journal, replaced when this
         write journals blocks and left as it was otherwise (as the node's Store does)."""
         self.writes += 1
