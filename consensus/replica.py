@@ -204,7 +204,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     def receive(self, msg: Message) -> list[Action]:
         """Handle one message from the network. Never raises on bad remote input."""
-        return self._run(lambda: self._receive(msg, verified=False))
+        return self._run(self._receive, msg)
 
     def propose(self, payload: bytes) -> list[Action]:
         if not self.can_propose:
@@ -289,9 +289,9 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     # ------------------------------------------------------------------------------- plumbing
 
-    def _run(self, handler: Callable[[], None]) -> list[Action]:
+    def _run(self, handler: Callable[..., None], *args: object) -> list[Action]:
         self._out = []
-        handler()
+        handler(*args)
         actions = self._out
         self._out = []
         fields = self._sync_fields()
@@ -405,7 +405,7 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
 
     # ----------------------------------------------------------------------- message dispatch
 
-    def _receive(self, msg: Message, *, verified: bool) -> None:
+    def _receive(self, msg: Message, *, verified: bool = False) -> None:
         if not isinstance(msg, MESSAGE_TYPES):
             self._count("dropped.not_a_message")
             return

@@ -41,6 +41,7 @@ from consensus import (
     CommitCertificate,
     Deliver,
     FetchBlocks,
+    Message,
     Misbehaviour,
     PersistedState,
     Replica,
@@ -130,7 +131,7 @@ class Host:
         self.background = background
         self.crashed = False
         self.cut_short = False  # crashed by an armed crash in the middle of its work
-        self._inbox: deque[tuple[str, Input | _Commit, int | None]] = deque()
+        self._inbox: deque[tuple[str, Input | _Commit | Message, int | None]] = deque()
         # Each batch with the link its input came in on and the epoch of the replica that
         # produced it (the driver's origin; a swap may come between the two).
         self._batches: deque[tuple[Batch, int | None, int]] = deque()
@@ -154,6 +155,13 @@ class Host:
         message came in on."""
         if not self.crashed:
             self._inbox.append((kind, produce, origin))
+            self._drain()
+
+    def receive(self, msg: Message, origin: int) -> None:
+        """A message from the link `origin`, for the replica the host runs when it is taken
+        (input(), without a closure per message)."""
+        if not self.crashed:
+            self._inbox.append(("msg", msg, origin))
             self._drain()
 
     def apply_synced(self, height: int, payload: bytes, certificate: CommitCertificate) -> None:
@@ -243,13 +251,15 @@ class Host:
             self._running = False
 
     def _take_input(self) -> None:
-        _, item, origin = self._inbox.popleft()
+        kind, item, origin = self._inbox.popleft()
         self._crash_started = self._crash_left is not None
         self._input_batches = 0
-        if isinstance(item, _Commit):
+        if kind == "msg":
+            self._queue_batch(self.replica.receive(item), origin)  # type: ignore[arg-type]
+        elif isinstance(item, _Commit):
             self._commits.append(item)
         else:
-            self._queue_batch(item(), origin)
+            self._queue_batch(item(), origin)  # type: ignore[operator]
 
     def _queue_batch(self, actions: list[Action], origin: int | None = None) -> None:
         self._input_batches += 1

@@ -242,7 +242,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
                     self.count("links.refused")  # not a key of its sets: unpinned
                     return
                 self.on_incoming(node, msg)
-                host.input(partial(_receive, host, msg), "msg", event[5])
+                host.receive(msg, event[5])
         elif kind in ("tick", "execute", "propose", "fetch", "sync"):
             node = self.nodes[event[1]]  # type: ignore[call-overload]
             if node.host is None:
@@ -671,10 +671,6 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             for node in self.nodes
             if node.honest and self.must_stay_live(node, checker.schedule, checker.max_height)
         )
-
-
-def _receive(host: Host, msg: Message) -> list[Action]:
-    return host.replica.receive(msg)  # the replica the host runs when the input is taken
 
 
 def run_seed(seed: int, **plan_options: object) -> RunResult:

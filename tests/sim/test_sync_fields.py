@@ -18,9 +18,9 @@ def test_no_input_leaves_a_due_write_undone(monkeypatch: pytest.MonkeyPatch) -> 
     checked = {"inputs": 0, "writes": 0}
     original = Replica._run
 
-    def checked_run(self: Replica, handler: Callable[[], None]) -> list[object]:
+    def checked_run(self: Replica, handler: Callable[..., None], *args: object) -> list[object]:
         durable = self._durable
-        actions = original(self, handler)
+        actions = original(self, handler, *args)
         state = self._snapshot()
         if self._sync_fields() != state.sync_fields():
             raise AssertionError("live sync fields differ from the snapshot's")
