@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from consensus import (
@@ -81,7 +81,7 @@ class ByzantineMixin(Generic[Node]):
     def forged_tx(self) -> int:
         raise NotImplementedError
 
-    def broadcast_targets(self, node: Node) -> list[int]:
+    def broadcast_targets(self, node: Node) -> tuple[int, ...]:
         raise NotImplementedError
 
     def _signer(self, node: Node) -> Callable[[bytes], bytes]:
@@ -130,7 +130,9 @@ class ByzantineMixin(Generic[Node]):
                 for receiver in self.by_identity.get(identity, []):
                     self.send_to(node, receiver, msg)
 
-    def outgoing(self, node: Node, msg: Message, targets: list[int]) -> list[tuple[int, Message]]:
+    def outgoing(
+        self, node: Node, msg: Message, targets: Sequence[int]
+    ) -> list[tuple[int, Message]]:
         """What a node really sends for `msg` to `targets`."""
         if node.honest:
             return [(target, msg) for target in targets]
@@ -169,7 +171,7 @@ class ByzantineMixin(Generic[Node]):
         return dataclasses.replace(unsigned, signature=signature)
 
     def _equivocate(
-        self, node: Node, msg: PrePrepare, targets: list[int]
+        self, node: Node, msg: PrePrepare, targets: Sequence[int]
     ) -> list[tuple[int, Message]]:
         body = decode_body(msg.payload)
         if body is None:

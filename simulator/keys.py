@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from functools import partial
 from hashlib import blake2b
 
 from cryptography.hazmat.primitives import serialization
@@ -66,8 +67,7 @@ class KeyRing:
         """The signer a Replica with this index is given."""
         if self.real:
             return self._ed25519[index].sign
-        secret = self._secrets[index]
-        return lambda message: blake2b(message, key=secret, digest_size=TAG_BYTES).digest()
+        return partial(_tag, self._secrets[index])
 
     def verify(self, public_key: bytes, signature: bytes, message: bytes) -> bool:
         query = (public_key, signature, message)

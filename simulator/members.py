@@ -63,7 +63,7 @@ class MembershipMixin(Generic[N]):
     added_at: dict[int, int]  # added identity -> when its vote passes (units)
     # node index -> (its epoch, its chain's latest, broadcast targets, accepted keys): asked
     # per message, changed only when either epoch object does (compared by identity).
-    _directories: dict[int, tuple[SimEpoch, SimEpoch, list[int], frozenset[int]]]
+    _directories: dict[int, tuple[SimEpoch, SimEpoch, tuple[int, ...], frozenset[int]]]
 
     def directory(self, node: N) -> tuple[SimEpoch, ...]:
         """The sets whose members this node sends to and hears: its replica's epoch and the
@@ -72,15 +72,15 @@ class MembershipMixin(Generic[N]):
         latest = schedule.latest if schedule is not None else node.epoch
         return (node.epoch, latest) if latest.number > node.epoch.number else (node.epoch,)
 
-    def broadcast_targets(self, node: N) -> list[int]:
-        """The identities a Broadcast of this node goes to, in order (do not change it)."""
+    def broadcast_targets(self, node: N) -> tuple[int, ...]:
+        """The identities a Broadcast of this node goes to, in order."""
         return self._directory_of(node)[0]
 
     def accepts(self, node: N, key: int) -> bool:
         """True when this node takes consensus messages from a link with this key."""
         return key in self._directory_of(node)[1]
 
-    def _directory_of(self, node: N) -> tuple[list[int], frozenset[int]]:
+    def _directory_of(self, node: N) -> tuple[tuple[int, ...], frozenset[int]]:
         schedule = node.store.schedule
         epoch = node.epoch
         latest = schedule.latest if schedule is not None else epoch
@@ -93,7 +93,7 @@ class MembershipMixin(Generic[N]):
             targets.update(member_of.identities)
             keys.update(member_of.key_indices)
         targets.discard(node.identity)
-        found = sorted(targets), frozenset(keys)
+        found = tuple(sorted(targets)), frozenset(keys)
         self._directories[node.index] = (epoch, latest, *found)
         return found
 

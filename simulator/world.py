@@ -197,9 +197,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             if node.born:
                 self._start(node)
         for fault in self.plan.faults:
-            self._sequence += 1
-            at = fault.at_tick * TICK_UNITS
-            heapq.heappush(self._events, ((at << SEQUENCE_BITS) | self._sequence, ("fault", fault)))
+            self.schedule(fault.at_tick * TICK_UNITS, "fault", fault)  # now is 0: at that time
         heal_at = self.plan.fault_ticks * TICK_UNITS
         self.schedule(heal_at, "heal-all")
         self.schedule(TICK_UNITS, "tx")
@@ -570,7 +568,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             raise SimViolation("codec", f"{type(msg).__name__} does not survive encode/decode")
         if isinstance(action, Send):
             to = node.epoch.identity_at(action.to)
-            targets = [] if to is None else [to]
+            targets: tuple[int, ...] = () if to is None else (to,)
         else:
             targets = self.broadcast_targets(node)
         for target, outgoing in self.outgoing(node, decoded, targets):
