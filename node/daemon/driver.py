@@ -385,10 +385,6 @@ class ConsensusDriver:
         if mempool.has_ready():
             if len(mempool) >= chain.params.max_block_txs:
                 return 0  # a full block is waiting
-            if len(mempool) == 1 and self.last_block_txs <= 1:
-                # Light load (a lone client waiting for each commit, say): no company is
-                # coming, so waiting would only add BATCH_MS to its every transaction.
-                return 0
             return max(0, BATCH_MS - mempool.oldest_age_ms())
         if self.last_block_txs > 0:  # certify the state root of a non-empty block soon
             return max(0, BATCH_MS - since_commit)

@@ -177,7 +177,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
     if links is not None:
         network = finish_network(links, chain, driver)
         sync = network.sync
-        chain.on_commit.append(lambda committed: sync.announce_head(committed.head.height))
+        chain.on_commit.append(lambda committed: sync.announce_commit(committed.head.height))
     intake = TxIntake(
         chain,
         gossip=network.gossip.gossip if network else None,

@@ -26,6 +26,7 @@ from node.ledger.tx import make_tx
 from node.rpc.client import RpcCallError, RpcClient
 
 HALT_BOUND_S = 60.0
+LOAD_BATCH_TXS = 8
 
 
 @pytest.fixture
@@ -66,7 +67,9 @@ def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
 
 
 def load_until_halted(home: Path, value_bytes: int, bound_s: float) -> tuple[int, str]:
-    """Submit record.puts until the node says it halted; (committed nonce, reason)."""
+    """Submit record.puts, LOAD_BATCH_TXS per call, until the node says it halted;
+    (admitted nonce, reason). Batches, since the proposer batches for BATCH_MS: one tx per
+    commit would fill the disk at one block per BATCH_MS."""
     key = crypto.read_key_file(home / "admin.key")
     deadline = time.monotonic() + bound_s
     with RpcClient(home / "control.sock", timeout_s=10) as rpc:
@@ -76,19 +79,33 @@ def load_until_halted(home: Path, value_bytes: int, bound_s: float) -> tuple[int
             status = rpc.call("node_status")
             if status["halted"]:
                 return nonce, status["halted"]
-            nonce += 1
-            tx = make_tx(
-                key,
-                chain_id,
-                nonce,
-                "record.put",
-                {"ns": "big", "key": f"k{nonce}", "value": "x" * value_bytes},
-            )
+            txs = [
+                make_tx(
+                    key,
+                    chain_id,
+                    nonce + i,
+                    "record.put",
+                    {"ns": "big", "key": f"k{nonce + i}", "value": "x" * value_bytes},
+                )
+                for i in range(1, LOAD_BATCH_TXS + 1)
+            ]
             try:
-                rpc.call("tx_submit", {"tx": tx.raw.hex()})
-                rpc.call("tx_wait", {"tx_id": tx.tx_id.hex(), "timeout_ms": 3000})
+                answers = rpc.call("tx_submit_batch", {"txs": [t.raw.hex() for t in txs]})
             except RpcCallError:
-                nonce -= 1
+                time.sleep(0.2)
+                continue
+            admitted = 0
+            for answer in answers:
+                if "error" in answer:
+                    break
+                admitted += 1
+            if admitted == 0:
+                time.sleep(0.2)
+                continue
+            nonce += admitted
+            try:
+                rpc.call("tx_wait", {"tx_id": txs[admitted - 1].tx_id.hex(), "timeout_ms": 3000})
+            except RpcCallError:
                 time.sleep(0.2)
     raise AssertionError(f"the node did not halt within {bound_s}s")
 

@@ -1,7 +1,8 @@
 """The block sync reactor: head announcements ("head"), block range requests ("breq") and
 answers ("blks", blocks with their commit certificates).
 
-Every node announces its head each HEAD_INTERVAL_S. A node that sees a peer ahead of it, or
+Every node announces its head each HEAD_INTERVAL_S, and to the peers that are not
+validators after each commit as well. A node that sees a peer ahead of it, or
 whose replica asks for blocks (FetchBlocks), requests consecutive ranges of up to
 SYNC_BATCH_BLOCKS from up to SYNC_PARALLEL peers at once (each range from another peer, the
 next ones asked for while the current one commits), checks each block's certificate
@@ -115,7 +116,23 @@ class BlockSyncReactor:
 
     def announce_head(self, height: int) -> None:
         # With our clock: peers watch theirs against the others' (node/daemon/clockwatch.py).
-        self._peers.broadcast_nowait({"t": "head", "h": height, "ms": self._chain.clock_ms()})
+        self._peers.broadcast_nowait(self._head_message(height))
+
+    def announce_commit(self, height: int) -> None:
+        """A block committed: tell the peers that are not validators at once (a full node
+        learns of new blocks from nothing else). Validators hear the periodic announcement
+        only: consensus itself tells a validator that it is behind (a certificate, f + 1
+        checkpoints), and a head frame per block to each of them was a sixth of a light-load
+        round's frames."""
+        validators = self._directory.accepted
+        followers = [p for p in self._peers.connected_peers() if p not in validators]
+        if followers:
+            msg = self._head_message(height)
+            for peer in followers:
+                self._peers.send_nowait(peer, msg)
+
+    def _head_message(self, height: int) -> dict[str, Any]:
+        return {"t": "head", "h": height, "ms": self._chain.clock_ms()}
 
     def status(self) -> dict[str, Any]:
         height = self._store.head.height
