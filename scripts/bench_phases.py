@@ -112,15 +112,27 @@ def _node_snapshot(net: LocalTestnet, pids: list[int]) -> list[dict[str, Any]]:
     for i, pid in enumerate(pids):
         with net.rpc(i) as rpc:
             st: Any = rpc.call("node_status")
+            peers: Any = rpc.call("peers_list")
         out.append(
             {
                 "cpu_s": cpu_seconds(pid),
                 "height": st["height"],
                 "txs_committed": st["counters"]["txs_committed"],
                 "used_bytes": st["storage"]["used_bytes"],
+                "frames_out": sum(int(p.get("frames_out", 0)) for p in peers),
+                "network": dict(st["syncing"]["counters"]),
             }
         )
     return out
+
+
+def _counter_deltas(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, int]:
+    """The nodes' network counters (gossip, block sync, drops) over a window, summed."""
+    out: dict[str, int] = {}
+    for b, a in zip(before, after, strict=True):
+        for name, value in a["network"].items():
+            out[name] = out.get(name, 0) + int(value) - int(b["network"].get(name, 0))
+    return {name: n for name, n in sorted(out.items()) if n}
 
 
 def measure_idle(net: Any, seconds: float) -> dict[str, Any]:
@@ -240,6 +252,13 @@ def open_loop(
         "mempool_max": max((max(n["mempool"] for n in s["nodes"]) for s in samples), default=0),
         "cpu": _cpu_table(before, after, t_end - t0),
         "blocks": after[0]["height"] - before[0]["height"],
+        # p2p frames all nodes sent per offered tx (consensus, gossip, heads, pings).
+        "frames_out_per_tx": round(
+            sum(a["frames_out"] - b["frames_out"] for a, b in zip(after, before, strict=True))
+            / max(1, total),
+            2,
+        ),
+        "network_counters": _counter_deltas(before, after),
         "peak_rss_anon_kb": sampler.peak_rss_anon_kb(),
         "machine_cpu": sampler.cpu_split(t0, t_end),
     }

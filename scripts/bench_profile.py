@@ -12,6 +12,7 @@ functions with the most samples on top of the stack (self) and anywhere in it (i
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-SAMPLE_RATE_HZ = 100
+SAMPLE_RATE_HZ = int(os.environ.get("BENCH_PROFILE_HZ", "100"))
 _THREAD = re.compile(r"^(?:process \d+:)?thread \((?:0x)?[0-9a-fA-F]+\)")
 
 

@@ -40,10 +40,19 @@ from node.ledger.tx import Transaction, decode_tx
 log = logging.getLogger("chain.ledger")
 
 VERIFY_CHUNK = 256  # signatures per worker-thread call: amortises the thread hop
+# Up to this many signatures are checked on the event loop (about 1 ms of it): a hop to a
+# worker thread and back costs ~110 us of CPU on an idle machine and more on a busy one
+# (the waker loses its core), so below this the hop costs more than it frees; at 1,067
+# tx/s gossip and RPC batches of 2-8 txs spent 4 % of node CPU handing off (BENCHMARKS.md).
+INLINE_VERIFY_MAX = 16
 # Decoded proposals kept (a payload arrives, is validated, committed: the same bytes each
 # time). Bounded in entries, in payload bytes and in transactions, since a faulty validator
 # chooses what lands here.
 DECODED_MAX_BLOCKS = 8
+# A proposal this small is decoded on the event loop: its txs are mostly the mempool's
+# (decoded already), so the decode costs less than the hop to a worker thread and back,
+# which at light load was the largest single cost of a backup's round (BENCHMARKS.md).
+INLINE_DECODE_BYTES = 16 * 1024
 DECODED_MAX_BYTES = 32 * 1024 * 1024
 
 
@@ -58,7 +67,7 @@ async def verify_batch(txs: Sequence[Transaction]) -> list[bool]:
     .signature_ok), so a node verifies a transaction's signature once.
     """
     pending = [tx for tx in txs if tx.verdict is None]
-    if len(pending) <= 4:
+    if len(pending) <= INLINE_VERIFY_MAX:
         return verify_all(txs)
 
     async def run(chunk: Sequence[Transaction]) -> None:
@@ -325,7 +334,10 @@ class Chain:
         for payload in payloads:
             block = self._decoded.get(payload)
             if block is None:
-                block = await trio.to_thread.run_sync(self._decode_detached, payload)
+                if len(payload) <= INLINE_DECODE_BYTES:
+                    block = self._decode_detached(payload)
+                else:
+                    block = await trio.to_thread.run_sync(self._decode_detached, payload)
                 self._remember(payload, block)
             if isinstance(block, Block):
                 unknown = [tx for tx in block.txs if tx.verdict is None]

@@ -306,6 +306,8 @@ def finish_network(links: Links, chain: Chain, driver: ConsensusDriver) -> Netwo
         admit=chain.submit_raw,
         on_accepted=driver.wakeup_proposer,
         stale_txs=chain.mempool.older_than,
+        pending=lambda raw: chain.mempool.by_raw(raw) is not None,
+        leader=lambda: links.directory.key_of(driver.replica.leader),
         counters=links.counters,
     )
     router = Router(

@@ -95,28 +95,40 @@ class BlockOutcome:
 
 
 class Overlay:
-    """Reads through to committed state, writes kept in memory until the block commits."""
+    """Reads through to committed state, writes kept in memory until the block commits.
+
+    A value put is packed once, when the block's writes are taken (`writes`), not at every
+    put: in a busy block an account is put once per transaction it sends. Handlers treat
+    values as immutable (they put fresh dicts), so packing later packs the same value."""
 
     def __init__(self, base: StateReader) -> None:
         self._base = base
-        self.writes: dict[bytes, bytes | None] = {}
+        self._dirty: dict[bytes, dict[str, Any] | None] = {}
         self._cache: dict[bytes, Any] = {}
 
     def get(self, key: bytes) -> Any:
         if key in self._cache:
             return self._cache[key]
-        raw = self.writes[key] if key in self.writes else self._base.get(key)
+        raw = self._base.get(key)  # every key put or deleted is in the cache
         value = None if raw is None else encoding.unpack_fast(raw)
         self._cache[key] = value
         return value
 
     def put(self, key: bytes, value: dict[str, Any]) -> None:
-        self.writes[key] = encoding.pack(value)
+        self._dirty[key] = value
         self._cache[key] = value
 
     def delete(self, key: bytes) -> None:
-        self.writes[key] = None
+        self._dirty[key] = None
         self._cache[key] = None
+
+    @property
+    def writes(self) -> dict[bytes, bytes | None]:
+        """The block's changes, packed canonically (None = deleted)."""
+        return {
+            key: None if value is None else encoding.pack(value)
+            for key, value in self._dirty.items()
+        }
 
 
 def genesis_state(genesis: Genesis) -> dict[bytes, bytes]:

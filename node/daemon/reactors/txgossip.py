@@ -1,15 +1,23 @@
 """The transaction gossip reactor: "txs" frames, batches of raw transactions.
 
-Outgoing: what the node admitted is sent to every peer, a burst gathered into one frame per
-peer (TX_BATCH_DELAY_S). Incoming: a batch is de-duplicated against a bounded seen-set and
-admitted like a client's submission (decode, state checks, batched signature checks off the
-event loop); what a full node sent is passed on to the validators. What has waited long in
-the mempool is offered again, for a peer that was cut off when it was first sent.
+Outgoing, at two speeds. What the node admitted goes to the current leader at once (a burst
+gathered into one frame, TX_BATCH_DELAY_S): only the leader needs it to propose. The other
+peers get it LAZY_GOSSIP_S later, and only what is still pending then: at light and moderate
+load the block has carried it by that time, so its frame to every backup (a frame per tx at
+light load, three quarters of a node's gossip frames) is never sent, and a backup checks
+the tx once, when it decodes the proposal. Still-pending txs reach everyone, so a backup's
+censorship check and a new leader after a view change see them. Without a known leader
+(a full node whose replica has no view yet) everything goes the lazy way, to every peer.
+
+Incoming: a batch is de-duplicated against a bounded seen-set and admitted like a client's
+submission (decode, state checks, batched signature checks off the event loop); what a full
+node sent is passed on to the validators. What has waited long in the mempool is offered
+again, for a peer that was cut off when it was first sent.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -23,7 +31,9 @@ from p2p.gossip import SeenSet
 from p2p.peers import PeerManager
 
 TX_BATCH_MAX = 512
-TX_BATCH_DELAY_S = 0.005
+TX_BATCH_DELAY_S = 0.005  # eager frames to the leader: gathers a burst, adds ~nothing
+LAZY_GOSSIP_S = 0.25  # to the other peers, what is still pending after this long
+LAZY_GATHER_S = 0.02
 REGOSSIP_INTERVAL_S = 5.0
 REGOSSIP_AGE_MS = 5000
 REGOSSIP_MAX = 2000
@@ -42,6 +52,8 @@ class Outcome(Protocol):
 
 Admit = Callable[[Sequence[bytes]], Awaitable[Sequence[Outcome]]]
 StaleTxs = Callable[[int, int], list[Transaction]]  # (age_ms, limit) -> oldest waiting
+Pending = Callable[[bytes], bool]  # raw tx -> still in the mempool
+LeaderKey = Callable[[], bytes | None]  # the current leader's peer key, if known
 
 
 class TxGossipReactor:
@@ -53,6 +65,8 @@ class TxGossipReactor:
         admit: Admit,
         on_accepted: Callable[[], None],
         stale_txs: StaleTxs,
+        pending: Pending,
+        leader: LeaderKey,
         counters: Counter[str],
     ) -> None:
         self._peers = peers
@@ -60,10 +74,16 @@ class TxGossipReactor:
         self._admit = admit
         self._on_accepted = on_accepted
         self._stale_txs = stale_txs
+        self._pending = pending
+        self._leader = leader
         self._counters = counters
         self._seen = SeenSet(SEEN_SET_SIZE)
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[bytes] = []  # for the leader, soon
+        # For every other peer, if still pending LAZY_GOSSIP_S after it was queued:
+        # (queued at, raw, the leader it went to at once), oldest first.
+        self._lazy: deque[tuple[float, bytes, bytes | None]] = deque()
         self._flush = trio.Event()
+        self._lazy_flush = trio.Event()
         self.inlet = Inlet(
             "txs",
             max_items=MAX_QUEUED_BATCHES,
@@ -80,20 +100,31 @@ class TxGossipReactor:
         self.inlet.offer(peer, raws, sum(len(r) for r in raws))
 
     def gossip(self, raws: Sequence[bytes]) -> None:
-        """Send transactions this node admitted to every peer (soon, batched)."""
+        """Send transactions this node admitted: to the leader soon, to the others lazily."""
         for raw in raws:
             self._seen.add(crypto.sha256(raw))
-        self._outgoing.extend(raws)
+        leader = self._leader()
+        if leader == self._peers.node_id:
+            leader = None
+        if leader is not None:
+            self._outgoing.extend(raws)
+            self._flush.set()
+        now = trio.current_time()
+        self._lazy.extend((now, raw, leader) for raw in raws)
+        self._lazy_flush.set()
         overflow = len(self._outgoing) - MAX_OUTGOING_TXS
         if overflow > 0:
-            del self._outgoing[:overflow]
+            del self._outgoing[:overflow]  # left to the re-gossip of stale txs
             self._counters["gossip_outgoing_dropped"] += overflow
-        self._flush.set()
+        for _ in range(len(self._lazy) - MAX_OUTGOING_TXS):
+            self._lazy.popleft()
+            self._counters["gossip_outgoing_dropped"] += 1
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._incoming)
             nursery.start_soon(self._outgoing_loop)
+            nursery.start_soon(self._lazy_loop)
             nursery.start_soon(self._regossip_loop)
             task_status.started()
 
@@ -110,7 +141,7 @@ class TxGossipReactor:
                 self._on_accepted()
             if accepted and peer not in self._directory.accepted:
                 # From a full node: pass on to the validators (they form a full mesh).
-                self._relay(accepted, exclude=peer)
+                self.gossip(accepted)
 
     def _relay(self, raws: list[bytes], exclude: bytes | None) -> None:
         for i in range(0, len(raws), TX_BATCH_MAX):
@@ -121,10 +152,37 @@ class TxGossipReactor:
     async def _outgoing_loop(self) -> None:
         while True:
             await self._flush.wait()
-            await trio.sleep(TX_BATCH_DELAY_S)  # let a burst gather into one frame per peer
+            await trio.sleep(TX_BATCH_DELAY_S)  # let a burst gather into one frame
             self._flush = trio.Event()
             raws, self._outgoing = self._outgoing, []
-            self._relay(raws, exclude=None)
+            leader = self._leader()
+            if leader is None or leader == self._peers.node_id:
+                continue  # the lazy round sends them to everyone
+            for i in range(0, len(raws), TX_BATCH_MAX):
+                self._peers.send_nowait(leader, {"t": "txs", "txs": raws[i : i + TX_BATCH_MAX]})
+
+    async def _lazy_loop(self) -> None:
+        lazy = self._lazy
+        while True:
+            if not lazy:
+                await self._lazy_flush.wait()
+                self._lazy_flush = trio.Event()
+                continue
+            # A little past the oldest's due time, so that its neighbours go in its frame.
+            await trio.sleep_until(lazy[0][0] + LAZY_GOSSIP_S + LAZY_GATHER_S)
+            due = trio.current_time() - LAZY_GOSSIP_S
+            by_leader: dict[bytes | None, list[bytes]] = {}
+            taken = 0
+            while lazy and lazy[0][0] <= due:
+                _, raw, leader = lazy.popleft()
+                taken += 1
+                if self._pending(raw):
+                    by_leader.setdefault(leader, []).append(raw)
+            sent = sum(len(raws) for raws in by_leader.values())
+            self._counters["gossip_lazy_skipped"] += taken - sent
+            for leader, raws in by_leader.items():
+                # That leader had them at once (a new leader since then has not).
+                self._relay(raws, exclude=leader)
 
     async def _regossip_loop(self) -> None:
         """Offer again what has waited long: a peer that was down or cut off when a tx was
