@@ -4,7 +4,8 @@
     .venv/bin/python scripts/bench_profile.py /tmp/prof/node0.txt   # summarise one again
 
 Recording uses `py-spy record --format raw --threads --nonblocking` (collapsed stacks, one
-line per distinct stack with its sample count), so the nodes are not paused while sampled.
+line per distinct stack with its sample count), so the nodes are not paused while sampled,
+at 100 Hz (BENCH_PROFILE_HZ=400 in the environment for a short window with more samples).
 The summary splits samples by thread (the trio event loop vs worker threads) and lists the
 functions with the most samples on top of the stack (self) and anywhere in it (inclusive).
 """

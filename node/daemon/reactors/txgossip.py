@@ -140,7 +140,8 @@ class TxGossipReactor:
             if accepted:
                 self._on_accepted()
             if accepted and peer not in self._directory.accepted:
-                # From a full node: pass on to the validators (they form a full mesh).
+                # From a full node: pass on as if a client had sent them here (the
+                # validators form a full mesh, so their own txs need no passing on).
                 self.gossip(accepted)
 
     def _relay(self, raws: list[bytes], exclude: bytes | None) -> None:
