@@ -45,9 +45,16 @@ def test_skewed_validators_neither_stall_the_chain_nor_move_its_time() -> None:
             refused = status3["counters"]["refused_timestamp"]
             net.start(0)
         assert refused >= 1, "no skewed proposal was refused"
+        # A node whose clock is off judged proposals by the chain's time. Not every skewed
+        # node need have: one that led the view while node0 was down, and took the blocks
+        # before by block sync, validated none (seen: node2 at view 2, 0 checks, with one
+        # core busy elsewhere; dc97bd9 failed the per-node form 2 of 5 times so).
+        corrected = {}
         for node in (1, 2):
             st = net.status(node)
-            assert st is not None and st["clock"]["corrected_checks"] >= 1
+            assert st is not None and st["clock"]["own_clock_off"], st and st["clock"]
+            corrected[node] = st["clock"]["corrected_checks"]
+        assert sum(corrected.values()) >= 1, corrected
         # The chain's time stayed with the honest clocks: the head's block time is within
         # the drift bound of node3's (honest) clock.
         st3 = net.status(3)
