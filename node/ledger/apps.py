@@ -97,8 +97,8 @@ class BlockOutcome:
 class Overlay:
     """Reads through to committed state, writes kept in memory until the block commits.
 
-    A value put is packed once, when the block's writes are taken (`writes`), not at every
-    put: in a busy block an account is put once per transaction it sends. Handlers treat
+    A value put is packed once, when the block's writes are taken (packed_writes), not at
+    every put: in a busy block an account is put once per transaction it sends. Handlers treat
     values as immutable (they put fresh dicts), so packing later packs the same value."""
 
     def __init__(self, base: StateReader) -> None:
@@ -122,9 +122,9 @@ class Overlay:
         self._dirty[key] = None
         self._cache[key] = None
 
-    @property
-    def writes(self) -> dict[bytes, bytes | None]:
-        """The block's changes, packed canonically (None = deleted)."""
+    def packed_writes(self) -> dict[bytes, bytes | None]:
+        """The block's changes, packed canonically (None = deleted); packs them all, so the
+        block's execution calls it once, at its end."""
         return {
             key: None if value is None else encoding.pack(value)
             for key, value in self._dirty.items()
@@ -255,7 +255,7 @@ def execute_block(block: Block, state: StateReader) -> BlockOutcome:
     governance.end_block(overlay, block.height)
     encoded = [r.encode() for r in results]
     return BlockOutcome(
-        writes=overlay.writes,
+        writes=overlay.packed_writes(),
         results=results,
         encoded_results=encoded,
         item_history=item_history,

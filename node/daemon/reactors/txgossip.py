@@ -103,9 +103,11 @@ class TxGossipReactor:
         """Send transactions this node admitted: to the leader soon, to the others lazily."""
         for raw in raws:
             self._seen.add(crypto.sha256(raw))
-        leader = self._leader()
-        if leader == self._peers.node_id:
-            leader = None
+        self._queue(raws)
+
+    def _queue(self, raws: Sequence[bytes]) -> None:
+        """Queue raws (already in the seen-set) for the leader and for the lazy round."""
+        leader = self._leader_peer()
         if leader is not None:
             self._outgoing.extend(raws)
             self._flush.set()
@@ -119,6 +121,11 @@ class TxGossipReactor:
         for _ in range(len(self._lazy) - MAX_OUTGOING_TXS):
             self._lazy.popleft()
             self._counters["gossip_outgoing_dropped"] += 1
+
+    def _leader_peer(self) -> bytes | None:
+        """The current leader's key when it is another node (None: unknown, or this one)."""
+        leader = self._leader()
+        return None if leader == self._peers.node_id else leader
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -142,13 +149,12 @@ class TxGossipReactor:
             if accepted and peer not in self._directory.accepted:
                 # From a full node: pass on as if a client had sent them here (the
                 # validators form a full mesh, so their own txs need no passing on).
-                self.gossip(accepted)
+                # The seen-set has them already, from the check above.
+                self._queue(accepted)
 
     def _relay(self, raws: list[bytes], exclude: bytes | None) -> None:
-        for i in range(0, len(raws), TX_BATCH_MAX):
-            self._peers.broadcast_nowait(
-                {"t": "txs", "txs": raws[i : i + TX_BATCH_MAX]}, exclude=exclude
-            )
+        for frame in _frames(raws):
+            self._peers.broadcast_nowait(frame, exclude=exclude)
 
     async def _outgoing_loop(self) -> None:
         while True:
@@ -156,11 +162,11 @@ class TxGossipReactor:
             await trio.sleep(TX_BATCH_DELAY_S)  # let a burst gather into one frame
             self._flush = trio.Event()
             raws, self._outgoing = self._outgoing, []
-            leader = self._leader()
-            if leader is None or leader == self._peers.node_id:
+            leader = self._leader_peer()
+            if leader is None:
                 continue  # the lazy round sends them to everyone
-            for i in range(0, len(raws), TX_BATCH_MAX):
-                self._peers.send_nowait(leader, {"t": "txs", "txs": raws[i : i + TX_BATCH_MAX]})
+            for frame in _frames(raws):
+                self._peers.send_nowait(leader, frame)
 
     async def _lazy_loop(self) -> None:
         lazy = self._lazy
@@ -195,3 +201,10 @@ class TxGossipReactor:
             if stale:
                 self._counters["regossiped_txs"] += len(stale)
                 self._relay([tx.raw for tx in stale], exclude=None)
+
+
+def _frames(raws: list[bytes]) -> list[dict[str, Any]]:
+    """raws as "txs" frames of at most TX_BATCH_MAX each."""
+    return [
+        {"t": "txs", "txs": raws[i : i + TX_BATCH_MAX]} for i in range(0, len(raws), TX_BATCH_MAX)
+    ]
