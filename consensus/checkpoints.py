@@ -113,3 +113,10 @@ class CheckpointTracker:
             if vote.height == height and vote.state_root not in roots:
                 roots.append(vote.state_root)
         return roots
+
+
+def last_checkpoint_height(height: int, interval: int) -> int:
+    """The highest checkpoint height at or below `height` (0: none yet)."""
+    if interval <= 0:
+        raise ValueError("the checkpoint interval must be positive")
+    return height - height % interval

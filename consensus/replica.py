@@ -21,7 +21,7 @@ from consensus.certificates import (
     CommitCertificate,
     PreparedCertificate,
 )
-from consensus.checkpoints import CheckpointTracker
+from consensus.checkpoints import CheckpointTracker, last_checkpoint_height
 from consensus.config import (
     DIGEST_BYTES,
     MUTATION_ACCEPT_SECOND_PRE_PREPARE,
@@ -70,13 +70,18 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
         committed_state_root: bytes,
         persisted: PersistedState | None,
         committed_certificate: CommitCertificate | None = None,
+        checkpoint_state_root: bytes | None = None,
     ) -> None:
         """Rebuild a replica after a (re)start.
 
         committed_height: the last height the node executed and stored (0: genesis only).
         persisted: the last PersistedState the node made durable (None on first start).
         committed_certificate: the stored certificate of block committed_height. Pass it:
-        without it this replica cannot prove its height to others after a restart."""
+        without it this replica cannot prove its height to others after a restart.
+        checkpoint_state_root: the state root after the last checkpoint height at or below
+        committed_height, when that height is below committed_height. Pass it: the stable
+        checkpoint is not forced to disk, so a restart can find it behind a checkpoint the
+        node already executed, and without our vote for it the watermarks may never move."""
         if committed_height < 0:
             raise ValueError("committed_height must be >= 0")
         if len(committed_state_root) != DIGEST_BYTES:
@@ -138,15 +143,33 @@ class Replica(ViewChangeMixin, CatchUpMixin, ScreenMixin):
             last = self._last_commit
             if last is None or last.height < committed_height:
                 self._last_commit = committed_certificate
-        if committed_height > 0 and committed_height % config.checkpoint_interval == 0:
-            # Our checkpoint votes died with the process; a stable checkpoint may need ours.
-            self._own_checkpoint = self._sign_checkpoint(committed_height, committed_state_root)
+        self._resign_checkpoint(committed_height, committed_state_root, checkpoint_state_root)
         self._slot = Slot(max(self._delivered + 1, self._floor), self._view, self._now)
         self._durable = self._snapshot()  # equal to `persisted` in every field must_sync reads
         self._checked_fields = self._durable.sync_fields()
         self._checked_state: tuple[object, ...] = ()  # what _check_invariants last passed
         self._checked_payload: bytes | None = None
         self._check_invariants()
+
+    def _resign_checkpoint(
+        self, committed_height: int, committed_root: bytes, checkpoint_root: bytes | None
+    ) -> None:
+        """Our checkpoint votes died with the process; a stable checkpoint may need ours.
+
+        Signs again the last checkpoint height we executed, when it is above the stable one,
+        and takes it as stable when our vote completes a quorum (a lone validator's does):
+        else a restart after that height stalls at the high watermark, since peers resend
+        only checkpoints they still lack a quorum for."""
+        height = last_checkpoint_height(committed_height, self._config.checkpoint_interval)
+        if height <= self._checkpoints.low or height <= 0:
+            return
+        root = committed_root if height == committed_height else checkpoint_root
+        if root is None:
+            return
+        if len(root) != DIGEST_BYTES:
+            raise ValueError(f"checkpoint_state_root must be {DIGEST_BYTES} bytes")
+        self._own_checkpoint = self._sign_checkpoint(height, root)
+        self._check_stable(height)
 
     def _restore(self, persisted: PersistedState | None) -> None:
         self._view = 0

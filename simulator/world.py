@@ -38,6 +38,7 @@ from consensus import (
     quorum_size,
     verify_certificate,
 )
+from consensus.checkpoints import last_checkpoint_height
 from consensus.epochs import carry_over
 from consensus.invariants import InvariantViolation
 from simulator.app import MAX_TXS_PER_BLOCK, BlockBody, SimApp, decode_body, sha256
@@ -303,8 +304,9 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             self.count("epochs.replicas_swapped")
         node.epoch = epoch
         store = node.store
+        config = self._config(epoch, index)
         return Replica(
-            self._config(epoch, index),
+            config,
             SimApp(node),
             self.keys.signer(node.key_index),
             self.keys.verify,
@@ -312,6 +314,9 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             committed_state_root=store.root_at(store.head_height),
             persisted=persisted,
             committed_certificate=certificate,
+            checkpoint_state_root=store.root_at(
+                last_checkpoint_height(store.head_height, config.checkpoint_interval)
+            ),
         )
 
     def _start(self, node: Node) -> None:

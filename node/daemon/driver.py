@@ -36,13 +36,14 @@ from consensus import (
     decode_message,
     encode_message,
 )
+from consensus.checkpoints import last_checkpoint_height
 from consensus.epochs import carry_over, follow_schedule
 from consensus.ready import MAX_BATCHES_PER_INPUT, Batch, batch_of, journal_entries
 from node.daemon.chain import Chain
 from node.daemon.faults import crash_point
 from node.daemon.store import Committed, Divergence, StoreError
 from node.ledger import crypto
-from node.ledger.block import Block
+from node.ledger.block import Block, peek_header
 from node.ledger.governance import Epoch
 
 log = logging.getLogger("chain.consensus")
@@ -179,7 +180,20 @@ class ConsensusDriver:
             committed_state_root=head.state_root,
             persisted=persisted,
             committed_certificate=committed_certificate,
+            checkpoint_state_root=self._checkpoint_state_root(head.height),
         )
+
+    def _checkpoint_state_root(self, committed_height: int) -> bytes | None:
+        """The state root after the last checkpoint height below committed_height: the
+        header of the block after it carries it."""
+        height = last_checkpoint_height(committed_height, self.chain.params.checkpoint_interval)
+        if height <= 0 or height == committed_height:
+            return None
+        payload = self.chain.store.get_block(height + 1)
+        if payload is None:
+            return None
+        header = peek_header(payload, max_block_bytes=self.chain.params.max_block_bytes)
+        return header.state_root
 
     def _follow_schedule(self) -> None:
         """After a commit: move to the next epoch's replica when the current one has

@@ -14,6 +14,7 @@ from support.load import Load
 from support.testnet import Testnet
 
 from node.daemon.replay import replay_home
+from node.testnet.homes import TestnetError
 
 KILLS = 20
 SEED = 20261129
@@ -28,7 +29,12 @@ def test_kill_nine_twenty_times() -> None:
                 time.sleep(rng.uniform(0.05, 0.6))  # a random moment of the load
                 net.kill(0)
                 net.start(0)
-                net.wait_height(0, 1, timeout_s=30)
+                try:
+                    net.wait_height(0, 1, timeout_s=30)
+                except TestnetError as e:
+                    raise AssertionError(
+                        f"restart {cycle}: {e}; log tail:\n{net.log(0)[-4000:]}"
+                    ) from e
                 made = load.wait_for_more(PROGRESS_PER_CYCLE, 30)
                 assert made >= PROGRESS_PER_CYCLE, (
                     f"no progress after restart {cycle}; status {net.status(0)}; load "

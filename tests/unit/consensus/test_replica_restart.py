@@ -131,3 +131,34 @@ def test_restart_with_blocks_delivered_but_not_executed_fetches_them() -> None:
     fetches = [a for a in h.replica.tick() if type(a).__name__ == "FetchBlocks"]
     assert fetches and fetches[0].from_height == 1  # type: ignore[attr-defined]
     assert sha256(b"one") == proposal.digest
+
+
+def _crash_after_committing_next_block(cluster: SyncCluster) -> None:
+    """The lone validator stores its next block and dies before executed() reaches the
+    replica (crash step 2: the durable write, then the commit), then starts again."""
+    before = cluster.heights()[0]
+    cluster.hosts[0].arm_crash(2)
+    cluster.run_blocks(1, prefix=b"crashed at")
+    assert cluster.hosts[0].crashed and cluster.heights()[0] == before + 1
+    cluster.restart(0)
+
+
+def test_restarts_around_checkpoints_never_stall_a_lone_validator() -> None:
+    """The transcript of a kill -9 test that once stalled at the high watermark: the stable
+    checkpoint is not forced to disk, so each restart must sign again the last checkpoint
+    it executed (and take it as stable when its own vote is the quorum)."""
+    cluster = SyncCluster(1, checkpoint_interval=10, watermark_window=20)
+    cluster.run_blocks(39)
+    _crash_after_committing_next_block(cluster)  # block 40 stored, its checkpoint unsigned
+    assert cluster.replicas[0].status()["stable_checkpoint"] == 40
+    cluster.run_blocks(5)
+    cluster.restart(0)  # at 45: the checkpoint at 40 is behind the head
+    assert cluster.replicas[0].status()["stable_checkpoint"] == 40
+    cluster.run_blocks(4)
+    _crash_after_committing_next_block(cluster)  # block 50, at the old high watermark
+    replica = cluster.replicas[0]
+    assert replica.status()["stable_checkpoint"] == 50
+    assert replica.can_propose
+    cluster.run_blocks(25)
+    assert cluster.heights() == [75]
+
