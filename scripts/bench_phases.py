@@ -163,6 +163,55 @@ def _cpu_table(before: list[dict[str, Any]], after: list[dict[str, Any]], wall_s
     ]
 
 
+# --- the cost of a block round ---------------------------------------------------
+
+ROUND_COST_TPS = 50.0
+# The same offered rate with two proposal delays ([consensus] batch_ms): only the number
+# of block rounds differs, so the CPU difference is theirs. The default comes last, so the
+# testnet is left as it runs normally.
+ROUND_COST_BATCH_MS = (300, 100)
+RESTART_TIMEOUT_S = 60.0
+
+
+def round_cost(net: LocalTestnet, cursor: Any, *, duration_s: float, idle_cores: float) -> Any:
+    """Node CPU = idle + a x blocks/s + b x tx/s, solved from two open-loop runs at the same
+    light rate whose proposers wait batch_ms 300 and 100 (the nodes restart in between to
+    read it): a is the CPU of one block round over all validators, b that of one tx. Two
+    runs of the same rate on the same chain, unlike a fit across rates (bench_report's
+    cost_split), where per-tx costs change with batch sizes."""
+    runs = []
+    for batch_ms in ROUND_COST_BATCH_MS:
+        net.stop_all()
+        net.set_config("consensus", batch_ms=batch_ms)
+        net.start_all()
+        if not net.wait_committing(RESTART_TIMEOUT_S, fail_fast=True):
+            raise RuntimeError(f"the testnet did not commit again with batch_ms {batch_ms}")
+        result = open_loop(net, cursor, rate_tps=ROUND_COST_TPS, duration_s=duration_s)
+        runs.append(
+            {
+                "batch_ms": batch_ms,
+                "offered_tps": result["offered_tps"],
+                "txs": result["txs"],
+                "blocks_per_s": round(result["blocks"] / result["duration_s"], 2),
+                "node_cores": round(sum(c["cores"] for c in result["cpu"]), 3),
+                "latency_ms": result["latency_ms"],
+                "missing": result["missing"],
+            }
+        )
+    slow, normal = runs
+    extra_blocks_per_s = normal["blocks_per_s"] - slow["blocks_per_s"]
+    out: dict[str, Any] = {"rate_tps": ROUND_COST_TPS, "idle_cores": idle_cores, "runs": runs}
+    if extra_blocks_per_s > 0.5:
+        per_block_s = (normal["node_cores"] - slow["node_cores"]) / extra_blocks_per_s
+        per_tx_s = (
+            normal["node_cores"] - idle_cores - per_block_s * normal["blocks_per_s"]
+        ) / ROUND_COST_TPS
+        out["block_round_ms"] = round(per_block_s * 1000, 2)
+        out["block_round_ms_per_validator"] = round(per_block_s * 1000 / len(net.names), 2)
+        out["tx_us"] = round(per_tx_s * 1e6, 1)
+    return out
+
+
 # --- open loop ----------------------------------------------------------------
 
 

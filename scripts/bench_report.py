@@ -435,8 +435,43 @@ def _render_costs(r: dict[str, Any]) -> list[str]:
             f"{split['tx_us']} µs, idle {split['idle_cores']} cores.",
             "",
         ]
+    out += _render_round_cost(r.get("round_cost"))
     if r.get("latency_plot"):
         out += [f"![latency against offered load]({r['latency_plot']})", ""]
+    return out
+
+
+def _render_round_cost(rc: dict[str, Any] | None) -> list[str]:
+    if not rc:
+        return []
+    rows = [
+        [
+            run["batch_ms"],
+            _fmt_int(run["offered_tps"]),
+            f"{run['blocks_per_s']:.1f}",
+            f"{run['node_cores']:.3f}",
+            run["latency_ms"]["p50"],
+            run["latency_ms"]["p99"],
+        ]
+        for run in rc["runs"]
+    ]
+    out = [
+        f"Block round cost: the same {rc['rate_tps']:.0f} tx/s with the proposer's "
+        "`[consensus] batch_ms` at each value below (the nodes restart in between):",
+        "",
+        *_table(["batch_ms", "offered tx/s", "blocks/s", "node cores", "p50 ms", "p99 ms"], rows),
+        "",
+    ]
+    if "block_round_ms" in rc:
+        out += [
+            f"Solved from these two runs (node CPU = idle {rc['idle_cores']} cores + a x "
+            f"blocks/s + b x tx/s): **one block round costs {rc['block_round_ms']} ms of CPU "
+            f"over all validators ({rc['block_round_ms_per_validator']} ms each), one "
+            f"transaction {rc['tx_us']} µs**.",
+            "",
+        ]
+    else:
+        out += ["The two runs made about as many blocks: no split is claimed.", ""]
     return out
 
 

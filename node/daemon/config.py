@@ -92,6 +92,21 @@ class MempoolSection:
 
 
 @dataclass(frozen=True)
+class ConsensusSection:
+    """This node's own timing as a proposer (nothing here changes what is valid)."""
+
+    # How long the first waiting transaction waits for company before this node, when it
+    # leads, proposes it (a full block goes at once); also how soon after a non-empty block
+    # it proposes the block that certifies its state root. Longer: fewer block rounds at
+    # light load, so less CPU, for that much more latency (as CometBFT's timeout_commit or
+    # Fabric's BatchTimeout). BENCHMARKS.md "block round cost" has the measured trade.
+    batch_ms: int = 100
+
+
+MAX_BATCH_MS = 5000
+
+
+@dataclass(frozen=True)
 class StorageSection:
     map_size_mb: int = 16 * 1024
     sync: bool = True
@@ -116,6 +131,7 @@ class NodeConfig:
     rpc: RpcSection = field(default_factory=RpcSection)
     gateway: GatewaySection = field(default_factory=GatewaySection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
+    consensus: ConsensusSection = field(default_factory=ConsensusSection)
     storage: StorageSection = field(default_factory=StorageSection)
     tsa: TsaSection = field(default_factory=TsaSection)
 
@@ -162,6 +178,7 @@ SECTIONS = {
     "rpc": RpcSection,
     "gateway": GatewaySection,
     "mempool": MempoolSection,
+    "consensus": ConsensusSection,
     "storage": StorageSection,
     "tsa": TsaSection,
 }
@@ -211,6 +228,8 @@ def load_config(home: Path) -> NodeConfig:
     if config.node.log_format not in ("text", "json"):
         raise ConfigError(f"{path}: [node] log_format must be text or json")
     split_address(config.gateway.listen, f"{path}: [gateway] listen")
+    if config.consensus.batch_ms > MAX_BATCH_MS:
+        raise ConfigError(f"{path}: [consensus] batch_ms must be at most {MAX_BATCH_MS}")
     _check_p2p(config.p2p, f"{path}: [p2p]")
     if config.tsa.url and not config.tsa.url.startswith(("http://", "https://")):
         raise ConfigError(f"{path}: [tsa] url must be an http:// or https:// URL")

@@ -55,14 +55,15 @@ FetchFn = Callable[[int, tuple[int, ...]], None]
 CENSORSHIP_CHECK_INTERVAL_MS = 1000
 # Room a full block may leave: the block-byte margin of build_proposal and one tx.
 BLOCK_BYTES_MARGIN = 4096
-# How long the first waiting transaction waits for company before the leader proposes it
-# (a full block goes at once). A block round costs every validator about the same CPU
-# whatever it carries, so a block per transaction spends the cores on rounds at light load
-# (BENCHMARKS.md: 50 tx/s made 53 blocks/s and took 1.5 of the 2 cores). Under load the
-# oldest waiting transaction has waited a whole round already, so this adds nothing there.
-# The same delay, counted from the last commit, holds back the block that certifies a
-# non-empty block's state root, so that it carries the transactions arriving meanwhile
-# instead of running as an empty round of its own.
+# The default of [consensus] batch_ms (node/daemon/config.py): how long the first waiting
+# transaction waits for company before the leader proposes it (a full block goes at once).
+# A block round costs every validator about the same CPU whatever it carries, so a block
+# per transaction spends the cores on rounds at light load (BENCHMARKS.md: 50 tx/s made 53
+# blocks/s and took 1.5 of the 2 cores). Under load the oldest waiting transaction has
+# waited a whole round already, so this adds nothing there. The same delay, counted from
+# the last commit, holds back the block that certifies a non-empty block's state root, so
+# that it carries the transactions arriving meanwhile instead of running as an empty round
+# of its own.
 BATCH_MS = 100
 # How long the link to the leader must stay down (with no commit meanwhile) before this
 # validator votes to leave the view, instead of the whole view timeout (ReplicaConfig
@@ -96,10 +97,15 @@ class ConsensusDriver:
         key_for_epoch: Callable[[Epoch], crypto.SigningKey] | None = None,
         on_epoch: Callable[[Epoch, Epoch], None] | None = None,
         link_up: Callable[[bytes], bool] | None = None,
+        batch_ms: int = BATCH_MS,
     ) -> None:
         """key_for_epoch: the node key to sign with in an epoch (a validator's key may rotate
         by governance); on_epoch(current, next): called when the replica moves to a new
-        epoch, and when the next one is scheduled, so the reactors follow the set."""
+        epoch, and when the next one is scheduled, so the reactors follow the set.
+        batch_ms: [consensus] batch_ms, how long a proposal gathers transactions."""
+        if batch_ms < 0:
+            raise ValueError("batch_ms must not be negative")
+        self.batch_ms = batch_ms
         self.chain = chain
         self.tick_ms = chain.genesis.consensus.tick_ms
         self._key_for_epoch = key_for_epoch or (lambda epoch: key)
@@ -399,9 +405,9 @@ class ConsensusDriver:
         if mempool.has_ready():
             if len(mempool) >= chain.params.max_block_txs:
                 return 0  # a full block is waiting
-            return max(0, BATCH_MS - mempool.oldest_age_ms())
+            return max(0, self.batch_ms - mempool.oldest_age_ms())
         if self.last_block_txs > 0:  # certify the state root of a non-empty block soon
-            return max(0, BATCH_MS - since_commit)
+            return max(0, self.batch_ms - since_commit)
         interval = chain.params.max_block_interval_ms
         return max(0, interval - since_commit)
 

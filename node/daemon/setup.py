@@ -171,6 +171,7 @@ def build(config: NodeConfig, genesis: Genesis, key: SigningKey, chain: Chain) -
         key_for_epoch=membership.key_for_epoch,
         on_epoch=_follow_epochs(links) if links else None,
         link_up=_link_up(links.peers) if links else None,
+        batch_ms=config.consensus.batch_ms,
     )
     driver.peer_names.update({v.public_key: v.name for v in genesis.validators})
     network = None

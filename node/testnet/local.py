@@ -220,6 +220,20 @@ class LocalTestnet:
     def gateway_clients_dir(self) -> Path:
         return self.dir / "gateway-clients"
 
+    def set_config(self, section: str, nodes: list[NodeRef] | None = None, **values: Any) -> None:
+        """Change fields of one config.toml section on `nodes` (all by default). A running
+        node reads them at its next start."""
+        from dataclasses import replace
+
+        from node.daemon.config import load_config, render_config
+
+        for node in self.names if nodes is None else nodes:
+            home = self.home(node)
+            config = load_config(home)
+            changed = replace(getattr(config, section), **values)
+            (home / "config.toml").write_text(render_config(replace(config, **{section: changed})))
+            load_config(home)  # the values must pass the node's own checks
+
     def enable_gateways(self) -> None:
         """Turn on every node's gateway on a free port, with its CA, and issue an admin, a
         submit and a read client certificate for each node into gateway-clients/."""

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.daemon.config import load_config
 from node.ledger import encoding
 from node.ledger.tx import decode_tx
 
@@ -217,12 +218,39 @@ def test_statistics_and_report_writer(tmp_path: Path) -> None:
             }
         ],
     }
+    run["idle"] = {"seconds": 10.0, "blocks": 5, "cores": 0.05, "node_cpu_s": 0.5}
+    lat = {"p50": 90.0, "p99": 200.0}
+    run["round_cost"] = {
+        "rate_tps": 50.0,
+        "idle_cores": 0.05,
+        "runs": [
+            {
+                "batch_ms": 300,
+                "offered_tps": 50,
+                "blocks_per_s": 3.0,
+                "node_cores": 0.3,
+                "latency_ms": lat,
+            },
+            {
+                "batch_ms": 100,
+                "offered_tps": 50,
+                "blocks_per_s": 8.0,
+                "node_cores": 0.45,
+                "latency_ms": lat,
+            },
+        ],
+        "block_round_ms": 30.0,
+        "block_round_ms_per_validator": 7.5,
+        "tx_us": 200.0,
+    }
     path = tmp_path / "b.json"
     report.save_results(path, {"quick": run})
     loaded = report.load_results(path)
     assert loaded["quick"]["ceiling_tps"] == 18000
     text = report.render(loaded, ["# Benchmarks", ""])
     assert "scripts/bench --quick" in text and "**3**" in text
+    assert "one block round costs 30.0 ms of CPU over all validators (7.5 ms each)" in text
+    assert "| 300 | 50 | 3.0 | 0.300 |" in text
 
 
 # --- the signature facade: libsodium and OpenSSL give the same verdict ------------------------
@@ -471,7 +499,8 @@ async def test_committed_tx_reads_one_tx_of_a_stored_block(tmp_path: Path) -> No
 
 
 def test_bench_phases_on_a_one_validator_testnet() -> None:
-    """Grant, open loop, saturation and the result check run end to end (a few seconds)."""
+    """Grant, open loop, the block round cost (two restarts), saturation and the result
+    check run end to end (a few seconds)."""
     net_mod = _load("bench_net")
     phases = _load("bench_phases")
     workload = _load("bench_workload")
@@ -479,7 +508,7 @@ def test_bench_phases_on_a_one_validator_testnet() -> None:
     try:
         net.up()
         signed = workload.presign(
-            run_seed=5, chain_id=net.chain_id, accounts=4, per_account=40, processes=1
+            run_seed=5, chain_id=net.chain_id, accounts=4, per_account=100, processes=1
         )
         keys = [workload.account_key(5, i).public_key for i in range(4)]
         phases.grant_accounts(net, keys, timeout_s=60)
@@ -487,6 +516,10 @@ def test_bench_phases_on_a_one_validator_testnet() -> None:
         run = phases.open_loop(net, cursor, rate_tps=20, duration_s=2)
         assert run["txs"] == 40 and run["missing"] == 0 and not run["refused"]
         assert run["latency_ms"]["p50"] > 0 and run["drained"]
+        cost = phases.round_cost(net, cursor, duration_s=2, idle_cores=0.0)
+        assert [r["batch_ms"] for r in cost["runs"]] == [300, 100]
+        assert all(r["missing"] == 0 and r["txs"] == 100 for r in cost["runs"])
+        assert load_config(net.home(0)).consensus.batch_ms == 100  # left as the default
         sat = phases.saturate(net, cursor, warmup_s=0.5, window_s=2, in_flight_txs=40, batch_txs=20)
         assert not sat["refused"] and sat["committed_on_all_tps"] >= 0
         assert phases.drain(net, timeout_s=60)

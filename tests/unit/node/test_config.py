@@ -33,6 +33,7 @@ def test_init_writes_a_loadable_home(home: Path) -> None:
     assert stat.S_IMODE((home / "node_key").stat().st_mode) == 0o600
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert config.socket_path == home / "control.sock"
+    assert config.consensus.batch_ms == 100
     with pytest.raises(ConfigError, match="refusing to overwrite"):
         init_home(home, chain_id="demo", name="n0", listen="127.0.0.1:1")
 
@@ -46,6 +47,8 @@ def test_init_writes_a_loadable_home(home: Path) -> None:
         (lambda t: t.replace("[rpc]", "[rpc]\nsockett = 1"), "unknown field `sockett`"),
         (lambda t: t.replace('listen = "127.0.0.1:26650"', 'listen = "nowhere"'), "host:port"),
         (lambda t: t + "\n[node\n", "not valid TOML"),
+        (lambda t: t.replace("batch_ms = 100", "batch_ms = 60000"), r"\[consensus\] batch_ms"),
+        (lambda t: t.replace("batch_ms = 100", "batch_ms = -5"), r"\[consensus\]: `batch_ms`"),
     ],
 )
 def test_bad_config_names_file_and_field(home: Path, edit, expected: str) -> None:
