@@ -181,10 +181,14 @@ def round_cost(net: LocalTestnet, cursor: Any, *, duration_s: float, idle_cores:
     cost_split), where per-tx costs change with batch sizes."""
     runs = []
     for batch_ms in ROUND_COST_BATCH_MS:
+        heights = [st["height"] for st in (net.status(n) for n in net.names) if st is not None]
         net.stop_all()
         net.set_config("consensus", batch_ms=batch_ms)
         net.start_all()
-        if not net.wait_committing(RESTART_TIMEOUT_S, fail_fast=True):
+        # A block made after the restart: the links are up again, so the window measures
+        # the rounds and not the start-up.
+        again = max(heights, default=0) + 1
+        if not net.wait_committing(RESTART_TIMEOUT_S, min_height=again, fail_fast=True):
             raise RuntimeError(f"the testnet did not commit again with batch_ms {batch_ms}")
         result = open_loop(net, cursor, rate_tps=ROUND_COST_TPS, duration_s=duration_s)
         runs.append(
