@@ -3,18 +3,23 @@
     .venv/bin/python scripts/bench_link.py              # a table of frames/s and MB/s per size
     .venv/bin/python scripts/bench_link.py --quick      # smaller runs
     .venv/bin/python scripts/bench_link.py --compare    # also with write batching off
+    .venv/bin/python scripts/bench_link.py --ping-pong 5000   # one frame at a time
 
 The sender queues as fast as the link takes frames (send_nowait until the queue is full,
 then one waiting send); the receiver drains its inbox. Time runs from the first send to
 the last message received. "MB/s" counts frame bytes on the wire before TLS overhead
 (1 MB = 10**6 bytes); "frames/write" is how many frames the writer coalesced per socket
-write. Numbers depend on the machine; this is a measurement, never a test.
+write. --ping-pong N sends one small frame and waits for the answer, N times: the CPU of
+one frame sent and received on its own, as consensus votes are at light load (both ends run
+in this one process, so the CPU is that of both). Numbers depend on the machine; this is a
+measurement, never a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 
 import trio
@@ -125,6 +130,49 @@ async def _run_one(payload_bytes: int, messages: int, batched: bool) -> Result:
     )
 
 
+async def _ping_pong(rounds: int, payload_bytes: int = 200) -> None:
+    """One frame each way per round, each waiting for the other: no batching possible."""
+    keys = [Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()]
+    names = ["asker", "answerer"]
+    # Each peer is pinned to the certificate it presents: the same name on both sides.
+    allowed = {
+        node_id_of(key): make_certificate(key, name) for key, name in zip(keys, names, strict=True)
+    }
+    answerer = _manager(keys[1], "answerer", allowed, {}, True)
+    payload = b"x" * payload_bytes
+    with trio.fail_after(RUN_TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(answerer.run)
+            asker = _manager(
+                keys[0], "asker", allowed, {answerer.node_id: (HOST, answerer.listen_port)}, True
+            )
+            await nursery.start(asker.run)
+            while answerer.node_id not in asker.connected_peers():
+                await trio.sleep(0.01)
+
+            async def answer() -> None:
+                while True:
+                    peer, message = await answerer.inbox.receive()
+                    await answerer.send(peer, {"t": "bench", "i": message["i"], "p": payload})
+
+            nursery.start_soon(answer)
+            cpu_started, wall_started = time.process_time(), time.perf_counter()
+            for i in range(rounds):
+                await asker.send(answerer.node_id, {"t": "bench", "i": i, "p": payload})
+                _, reply = await asker.inbox.receive()
+                if reply["i"] != i:
+                    raise RuntimeError("answers out of order")
+            cpu_s = time.process_time() - cpu_started
+            wall_s = time.perf_counter() - wall_started
+            nursery.cancel_scope.cancel()
+    frames = 2 * rounds
+    print(
+        f"ping-pong, {payload_bytes}-byte payloads, {rounds} round trips: "
+        f"{1e6 * cpu_s / frames:.0f} µs of CPU per frame (sent and received, both ends), "
+        f"{1e6 * wall_s / rounds:.0f} µs wall per round trip"
+    )
+
+
 async def _main(quick: bool, compare: bool) -> None:
     print(
         f"{'payload':>9} bat {'messages':>8} {'seconds':>7} {'frames/s':>11} "
@@ -144,8 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", action="store_true", help="also run each size with write batching off"
     )
+    parser.add_argument(
+        "--ping-pong", type=int, default=0, metavar="N", help="N round trips of one frame"
+    )
     args = parser.parse_args(argv)
-    trio.run(_main, args.quick, args.compare)
+    if args.ping_pong:
+        trio.run(_ping_pong, args.ping_pong)
+    else:
+        trio.run(_main, args.quick, args.compare)
     return 0
 
 
