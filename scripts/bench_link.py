@@ -77,27 +77,29 @@ def _manager(
     )
 
 
-async def _run_one(payload_bytes: int, messages: int, batched: bool) -> Result:
-    sender_key, receiver_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+async def _linked_pair(nursery: trio.Nursery, batched: bool) -> tuple[PeerManager, PeerManager]:
+    """A dialling and a listening PeerManager, running in `nursery`, once linked."""
+    keys = [Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()]
+    names = ["dialer", "listener"]
+    # Each peer is pinned to the certificate it presents: the same name on both sides.
     allowed = {
-        node_id_of(sender_key): make_certificate(sender_key, "sender"),
-        node_id_of(receiver_key): make_certificate(receiver_key, "receiver"),
+        node_id_of(key): make_certificate(key, name) for key, name in zip(keys, names, strict=True)
     }
-    receiver = _manager(receiver_key, "receiver", allowed, {}, batched)
+    listener = _manager(keys[1], names[1], allowed, {}, batched)
+    await nursery.start(listener.run)
+    dial = {listener.node_id: (HOST, listener.listen_port)}
+    dialer = _manager(keys[0], names[0], allowed, dial, batched)
+    await nursery.start(dialer.run)
+    while listener.node_id not in dialer.connected_peers():
+        await trio.sleep(0.01)
+    return dialer, listener
+
+
+async def _run_one(payload_bytes: int, messages: int, batched: bool) -> Result:
     payload = b"x" * payload_bytes
     with trio.fail_after(RUN_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(receiver.run)
-            sender = _manager(
-                sender_key,
-                "sender",
-                allowed,
-                {receiver.node_id: (HOST, receiver.listen_port)},
-                batched,
-            )
-            await nursery.start(sender.run)
-            while receiver.node_id not in sender.connected_peers():
-                await trio.sleep(0.01)
+            sender, receiver = await _linked_pair(nursery, batched)
             before = sender.statistics()["peers"][receiver.node_id.hex()]
             done = trio.Event()
             started = trio.current_time()
@@ -132,23 +134,10 @@ async def _run_one(payload_bytes: int, messages: int, batched: bool) -> Result:
 
 async def _ping_pong(rounds: int, payload_bytes: int = 200) -> None:
     """One frame each way per round, each waiting for the other: no batching possible."""
-    keys = [Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()]
-    names = ["asker", "answerer"]
-    # Each peer is pinned to the certificate it presents: the same name on both sides.
-    allowed = {
-        node_id_of(key): make_certificate(key, name) for key, name in zip(keys, names, strict=True)
-    }
-    answerer = _manager(keys[1], "answerer", allowed, {}, True)
     payload = b"x" * payload_bytes
     with trio.fail_after(RUN_TIMEOUT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(answerer.run)
-            asker = _manager(
-                keys[0], "asker", allowed, {answerer.node_id: (HOST, answerer.listen_port)}, True
-            )
-            await nursery.start(asker.run)
-            while answerer.node_id not in asker.connected_peers():
-                await trio.sleep(0.01)
+            asker, answerer = await _linked_pair(nursery, batched=True)
 
             async def answer() -> None:
                 while True:

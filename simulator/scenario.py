@@ -60,7 +60,6 @@ from consensus import (
     quorum_size,
     vote_signing_bytes,
 )
-from consensus.checkpoints import last_checkpoint_height
 from simulator.app import sha256
 from simulator.host import Host, NodeIO
 from simulator.keys import KeyRing
@@ -197,9 +196,7 @@ class Scenario:
             committed_state_root=store.root_at(store.head_height),
             persisted=store.persisted(),
             committed_certificate=store.head_certificate(),
-            checkpoint_state_root=store.root_at(
-                last_checkpoint_height(store.head_height, cfg.checkpoint_interval)
-            ),
+            checkpoint_state_root=store.last_checkpoint_root(cfg.checkpoint_interval),
         )
         r.host = Host(replica, store, r)
         r.last_persisted = store.persisted()

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 
 from consensus import CommitCertificate, PersistedState
+from consensus.checkpoints import last_checkpoint_height
 from consensus.ready import JournalEntry, replay_on_start
 from simulator.app import GENESIS_DIGEST, GENESIS_ROOT, decode_body
 from simulator.epochs import EpochSchedule
@@ -52,6 +53,11 @@ class SimStore:
 
     def root_at(self, height: int) -> bytes:
         return GENESIS_ROOT if height == 0 else self.blocks[height - 1].state_root
+
+    def last_checkpoint_root(self, interval: int) -> bytes:
+        """The state root after the last checkpoint height at or below the head: what a
+        Replica rebuilt from this store takes as checkpoint_state_root."""
+        return self.root_at(last_checkpoint_height(self.head_height, interval))
 
     def head_certificate(self) -> CommitCertificate | None:
         return self.blocks[-1].certificate if self.blocks else None

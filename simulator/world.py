@@ -38,7 +38,6 @@ from consensus import (
     quorum_size,
     verify_certificate,
 )
-from consensus.checkpoints import last_checkpoint_height
 from consensus.epochs import carry_over
 from consensus.invariants import InvariantViolation
 from simulator.app import MAX_TXS_PER_BLOCK, BlockBody, SimApp, decode_body, sha256
@@ -314,9 +313,7 @@ class World(MembershipMixin["Node"], ByzantineMixin["Node"]):
             committed_state_root=store.root_at(store.head_height),
             persisted=persisted,
             committed_certificate=certificate,
-            checkpoint_state_root=store.root_at(
-                last_checkpoint_height(store.head_height, config.checkpoint_interval)
-            ),
+            checkpoint_state_root=store.last_checkpoint_root(config.checkpoint_interval),
         )
 
     def _start(self, node: Node) -> None:

@@ -96,10 +96,15 @@ class ConsensusSection:
     """This node's own timing as a proposer (nothing here changes what is valid)."""
 
     # How long the first waiting transaction waits for company before this node, when it
-    # leads, proposes it (a full block goes at once); also how soon after a non-empty block
-    # it proposes the block that certifies its state root. Longer: fewer block rounds at
-    # light load, so less CPU, for that much more latency (as CometBFT's timeout_commit or
-    # Fabric's BatchTimeout). BENCHMARKS.md "block round cost" has the measured trade.
+    # leads, proposes it (a full block goes at once). A block round costs every validator
+    # about the same CPU whatever it carries (BENCHMARKS.md "Block round cost": ~7 ms per
+    # validator), so a block per transaction spends the cores on rounds at light load
+    # (50 tx/s once made 53 blocks/s and took 1.5 of the 2 cores). Under load the oldest
+    # waiting transaction has waited a whole round already, so this adds nothing there.
+    # The same delay, counted from the last commit, holds back the block that certifies a
+    # non-empty block's state root, so that it carries the transactions arriving meanwhile
+    # instead of running as an empty round of its own. Longer: fewer rounds, less CPU, that
+    # much more latency (as CometBFT's timeout_commit or Fabric's BatchTimeout).
     batch_ms: int = 100
 
 

@@ -55,16 +55,6 @@ FetchFn = Callable[[int, tuple[int, ...]], None]
 CENSORSHIP_CHECK_INTERVAL_MS = 1000
 # Room a full block may leave: the block-byte margin of build_proposal and one tx.
 BLOCK_BYTES_MARGIN = 4096
-# The default of [consensus] batch_ms (node/daemon/config.py): how long the first waiting
-# transaction waits for company before the leader proposes it (a full block goes at once).
-# A block round costs every validator about the same CPU whatever it carries, so a block
-# per transaction spends the cores on rounds at light load (BENCHMARKS.md: 50 tx/s made 53
-# blocks/s and took 1.5 of the 2 cores). Under load the oldest waiting transaction has
-# waited a whole round already, so this adds nothing there. The same delay, counted from
-# the last commit, holds back the block that certifies a non-empty block's state root, so
-# that it carries the transactions arriving meanwhile instead of running as an empty round
-# of its own.
-BATCH_MS = 100
 # How long the link to the leader must stay down (with no commit meanwhile) before this
 # validator votes to leave the view, instead of the whole view timeout (ReplicaConfig
 # leader_loss_ticks; docs/CONSENSUS.md "Timeouts").
@@ -97,12 +87,13 @@ class ConsensusDriver:
         key_for_epoch: Callable[[Epoch], crypto.SigningKey] | None = None,
         on_epoch: Callable[[Epoch, Epoch], None] | None = None,
         link_up: Callable[[bytes], bool] | None = None,
-        batch_ms: int = BATCH_MS,
+        batch_ms: int,
     ) -> None:
         """key_for_epoch: the node key to sign with in an epoch (a validator's key may rotate
         by governance); on_epoch(current, next): called when the replica moves to a new
         epoch, and when the next one is scheduled, so the reactors follow the set.
-        batch_ms: [consensus] batch_ms, how long a proposal gathers transactions."""
+        batch_ms: [consensus] batch_ms, how long a proposal gathers transactions (the
+        setting's comment in node/daemon/config.py says why it exists)."""
         if batch_ms < 0:
             raise ValueError("batch_ms must not be negative")
         self.batch_ms = batch_ms

@@ -68,8 +68,8 @@ def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
 
 def load_until_halted(home: Path, value_bytes: int, bound_s: float) -> tuple[int, str]:
     """Submit record.puts, LOAD_BATCH_TXS per call, until the node says it halted;
-    (admitted nonce, reason). Batches, since the proposer batches for BATCH_MS: one tx per
-    commit would fill the disk at one block per BATCH_MS."""
+    (admitted nonce, reason). Batches, since the proposer batches for [consensus] batch_ms: one tx
+    per commit would fill the disk at one block per batch_ms."""
     key = crypto.read_key_file(home / "admin.key")
     deadline = time.monotonic() + bound_s
     with RpcClient(home / "control.sock", timeout_s=10) as rpc:

@@ -26,7 +26,6 @@ from consensus import (
     checkpoint_signing_bytes,
     vote_signing_bytes,
 )
-from consensus.checkpoints import last_checkpoint_height
 from simulator.host import Host, NodeIO
 from simulator.keys import KeyRing
 from simulator.store import SimStore, StoredBlock
@@ -217,9 +216,7 @@ class SyncCluster:
             committed_state_root=store.root_at(store.head_height),
             persisted=store.persisted(),
             committed_certificate=store.head_certificate(),
-            checkpoint_state_root=store.root_at(
-                last_checkpoint_height(store.head_height, cfg.checkpoint_interval)
-            ),
+            checkpoint_state_root=store.last_checkpoint_root(cfg.checkpoint_interval),
         )
         return Host(replica, store, _ClusterIO(self, i))
 

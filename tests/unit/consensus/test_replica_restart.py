@@ -161,4 +161,3 @@ def test_restarts_around_checkpoints_never_stall_a_lone_validator() -> None:
     assert replica.can_propose
     cluster.run_blocks(25)
     assert cluster.heights() == [75]
-
